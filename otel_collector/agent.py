@@ -1,0 +1,145 @@
+"""The agent's lifecycle: start, collect on schedule, stop cleanly on a signal."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+import psutil
+import structlog
+from opentelemetry.sdk.metrics import (
+    MeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+)
+
+from otel_collector import __version__, instruments, resource, scrapers
+from otel_collector.collection import Collection
+from otel_collector.config import Config, enabled_metrics
+from otel_collector.exporter import CollectingReader, build_exporter, effective_export_timeout_ms
+from otel_collector.health import HealthBindError, HealthServer
+from otel_collector.hostfs import HostRoot
+from otel_collector.scrapers.agent import AgentScraper
+from otel_collector.scrapers.base import ErrorLog, ScraperContext
+from otel_collector.selftelemetry import AgentStats
+
+_log = structlog.get_logger("otel_collector.agent")
+
+EXIT_OK = 0
+EXIT_STARTUP_FAILED = 1
+
+
+class Agent:
+    """Wires scrapers, instruments, exporter and health service together."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop_requested = threading.Event()
+        self.host = HostRoot(config.host_root)
+        self.health = HealthServer(
+            config.health_host,
+            config.health_port,
+            cycle_interval_s=config.export_interval_ms / 1e3,
+            recovery_window_s=config.health_recovery_window_ms / 1e3,
+        )
+        self.stats = AgentStats()
+        self.errors = ErrorLog()
+        self.enabled = enabled_metrics(config)
+        self.collection: Collection | None = None
+        self.provider: MeterProvider | None = None
+
+    def _build_collection(self) -> Collection:
+        context = ScraperContext(self.config, self.host, self.enabled, self.errors)
+        active = scrapers.build(self.config.scrapers, context)
+        active.append(AgentScraper(context, stats=self.stats))
+        return Collection(
+            active, self.enabled, self.errors, self.stats, on_cycle=self.health.cycle_completed
+        )
+
+    def _on_export(self, success: bool, data_points: int) -> None:
+        self.stats.exported(success, data_points)
+        if success:
+            self.health.export_succeeded()
+        else:
+            self.health.export_failed()
+
+    def start(self) -> None:
+        """Bind the health port, take the baseline reading, and start the schedule.
+
+        The health port is bound first, so that a second agent on the same
+        host fails before it reads or sends anything.
+        """
+        self.health.start()
+        if self.config.sdk_disabled:
+            _log.warning("sdk_disabled", detail="OTEL_SDK_DISABLED is true: nothing is collected")
+            self.health.cycle_completed()
+            return
+        if self.host.is_prefixed:
+            psutil.PROCFS_PATH = self.host.procfs
+        self.collection = self._build_collection()
+        # The baseline cycle: utilizations need a previous reading, and the
+        # health services turn SERVING once one cycle has completed.
+        self.collection.run_cycle()
+        exporter = build_exporter(self.config, self._on_export)
+        limit = self.config.cardinality_limit
+        reader = CollectingReader(
+            exporter,
+            before_collect=self.collection.run_cycle,
+            export_interval_millis=self.config.export_interval_ms,
+            export_timeout_millis=effective_export_timeout_ms(self.config),
+            cardinality_limits={
+                ObservableCounter: limit,
+                ObservableUpDownCounter: limit,
+                ObservableGauge: limit,
+            },
+        )
+        self.provider = MeterProvider(
+            metric_readers=[reader],
+            resource=resource.build(
+                self.host,
+                self.config.service_name,
+                service_name_is_set=not self.config.sources["service_name"].is_default,
+            ),
+        )
+        count = instruments.register(self.provider, self.collection, self.enabled)
+        _log.info(
+            "agent_started",
+            version=__version__,
+            instruments=count,
+            health_port=self.health.port,
+            config=self.config.redacted(),
+        )
+
+    def stop(self) -> None:
+        """Turn every health service NOT_SERVING, run the final collection and export, stop."""
+        started = time.monotonic()
+        self.health.begin_shutdown()
+        if self.provider is not None:
+            self.provider.shutdown(timeout_millis=self.config.shutdown_timeout_ms)
+        if self.collection is not None:
+            self.collection.close()
+        self.health.stop(grace_s=0.5)
+        _log.info("agent_stopped", seconds=round(time.monotonic() - started, 3))
+
+    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        _log.info("stop_requested", signal=signal.Signals(signum).name)
+        self.stop_requested.set()
+
+
+def run(config: Config) -> int:
+    """Run the agent until SIGTERM or SIGINT; return the process exit status."""
+    agent = Agent(config)
+    signal.signal(signal.SIGTERM, agent.request_stop)
+    signal.signal(signal.SIGINT, agent.request_stop)
+    try:
+        agent.start()
+    except HealthBindError as error:
+        _log.error("agent_start_failed", error=str(error))
+        return EXIT_STARTUP_FAILED
+    while not agent.stop_requested.wait(timeout=3600):
+        pass
+    agent.stop()
+    return EXIT_OK

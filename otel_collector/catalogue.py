@@ -1,0 +1,288 @@
+"""The metric catalogue: every metric the agent can export, declared once.
+
+Instruments, the README's metric table and the golden test are all built from
+``METRICS``. Names, units, kinds and attributes follow the OpenTelemetry
+semantic conventions v1.44.0 (model/system/metrics.yaml and
+model/process/metrics.yaml at that tag). Load average is not in the
+conventions; its names follow the Collector's hostmetrics receiver.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+SEMCONV_VERSION = "1.44.0"
+SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
+
+
+class Kind(enum.Enum):
+    """Instrument kind, named as in the semantic conventions."""
+
+    COUNTER = "counter"
+    UPDOWNCOUNTER = "updowncounter"
+    GAUGE = "gauge"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """An attribute key and, where the conventions fix them, its allowed values."""
+
+    key: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One exported metric."""
+
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    scraper: str
+    attributes: tuple[Attribute, ...] = ()
+    # Off by default where the conventions mark the metric opt-in.
+    enabled: bool = True
+    # Attributes exported only when their setting asks for them (per-CPU detail).
+    opt_in_attributes: tuple[Attribute, ...] = field(default=())
+
+    @property
+    def attribute_keys(self) -> tuple[str, ...]:
+        return tuple(a.key for a in self.attributes + self.opt_in_attributes)
+
+
+CPU_MODE = Attribute(
+    "cpu.mode", ("user", "system", "nice", "idle", "iowait", "interrupt", "steal")
+)
+CPU_LOGICAL_NUMBER = Attribute("cpu.logical_number")
+MEMORY_STATE = Attribute("system.memory.state", ("used", "free", "buffers", "cached"))
+SLAB_STATE = Attribute("system.memory.linux.slab.state", ("reclaimable", "unreclaimable"))
+PAGING_STATE = Attribute("system.paging.state", ("used", "free"))
+PAGING_FAULT_TYPE = Attribute("system.paging.fault.type", ("major", "minor"))
+PAGING_DIRECTION = Attribute("system.paging.direction", ("in", "out"))
+DEVICE = Attribute("system.device")
+DISK_DIRECTION = Attribute("disk.io.direction", ("read", "write"))
+FS_STATE = Attribute("system.filesystem.state", ("used", "free", "reserved"))
+FS_TYPE = Attribute("system.filesystem.type")
+FS_MODE = Attribute("system.filesystem.mode", ("rw", "ro"))
+FS_MOUNTPOINT = Attribute("system.filesystem.mountpoint")
+INTERFACE = Attribute("network.interface.name")
+NETWORK_DIRECTION = Attribute("network.io.direction", ("transmit", "receive"))
+CONNECTION_STATE = Attribute(
+    "network.connection.state",
+    (
+        "close_wait",
+        "closed",
+        "closing",
+        "established",
+        "fin_wait_1",
+        "fin_wait_2",
+        "last_ack",
+        "listen",
+        "syn_received",
+        "syn_sent",
+        "time_wait",
+    ),
+)
+TRANSPORT = Attribute("network.transport", ("tcp",))
+PROCESS_STATE = Attribute("process.state", ("running", "sleeping", "stopped", "defunct"))
+SCRAPER = Attribute("scraper")
+OUTCOME = Attribute("outcome", ("success", "failure"))
+
+_FS_ATTRIBUTES = (DEVICE, FS_TYPE, FS_MODE, FS_MOUNTPOINT)
+
+METRICS: tuple[MetricSpec, ...] = (
+    # cpu
+    MetricSpec(
+        "system.cpu.time", Kind.COUNTER, "s",
+        "Seconds each logical CPU spent in each mode.",
+        "cpu", (CPU_MODE,), opt_in_attributes=(CPU_LOGICAL_NUMBER,),
+    ),
+    MetricSpec(
+        "system.cpu.utilization", Kind.GAUGE, "1",
+        "Share of CPU time spent in each mode since the previous cycle, from 0 to 1.",
+        "cpu", (CPU_MODE,), opt_in_attributes=(CPU_LOGICAL_NUMBER,), enabled=False,
+    ),
+    MetricSpec(
+        "system.cpu.logical.count", Kind.UPDOWNCOUNTER, "{cpu}",
+        "Number of logical CPUs the kernel reports online.", "cpu",
+    ),
+    MetricSpec(
+        "system.cpu.physical.count", Kind.UPDOWNCOUNTER, "{cpu}",
+        "Number of physical CPU cores.", "cpu",
+    ),
+    MetricSpec(
+        "system.cpu.frequency", Kind.GAUGE, "Hz",
+        "Current frequency of each logical CPU.", "cpu", (CPU_LOGICAL_NUMBER,),
+    ),
+    # memory
+    MetricSpec(
+        "system.memory.usage", Kind.UPDOWNCOUNTER, "By",
+        "Memory in use by state; used is MemTotal minus MemAvailable.",
+        "memory", (MEMORY_STATE,),
+    ),
+    MetricSpec(
+        "system.memory.utilization", Kind.GAUGE, "1",
+        "Memory usage by state as a share of total memory.", "memory", (MEMORY_STATE,),
+    ),
+    MetricSpec(
+        "system.memory.limit", Kind.UPDOWNCOUNTER, "By",
+        "Total memory available to the system (MemTotal).", "memory", enabled=False,
+    ),
+    MetricSpec(
+        "system.memory.linux.available", Kind.UPDOWNCOUNTER, "By",
+        "Kernel estimate of memory available for new workloads without swapping (MemAvailable).",
+        "memory",
+    ),
+    MetricSpec(
+        "system.memory.linux.slab.usage", Kind.UPDOWNCOUNTER, "By",
+        "Kernel slab memory by reclaimability.", "memory", (SLAB_STATE,),
+    ),
+    # paging
+    MetricSpec(
+        "system.paging.usage", Kind.UPDOWNCOUNTER, "By",
+        "Swap space in use and free, per swap device.", "paging", (DEVICE, PAGING_STATE),
+    ),
+    MetricSpec(
+        "system.paging.utilization", Kind.GAUGE, "1",
+        "Swap usage by state as a share of the device's size.", "paging", (DEVICE, PAGING_STATE),
+    ),
+    MetricSpec(
+        "system.paging.faults", Kind.COUNTER, "{fault}",
+        "Page faults since boot, by type.", "paging", (PAGING_FAULT_TYPE,),
+    ),
+    MetricSpec(
+        "system.paging.operations", Kind.COUNTER, "{operation}",
+        "Pages moved in and out since boot: swap (major) and file-backed paging (minor).",
+        "paging", (PAGING_FAULT_TYPE, PAGING_DIRECTION),
+    ),
+    # disk
+    MetricSpec(
+        "system.disk.io", Kind.COUNTER, "By",
+        "Bytes read from and written to each block device.", "disk", (DEVICE, DISK_DIRECTION),
+    ),
+    MetricSpec(
+        "system.disk.operations", Kind.COUNTER, "{operation}",
+        "Completed read and write operations per block device.", "disk", (DEVICE, DISK_DIRECTION),
+    ),
+    MetricSpec(
+        "system.disk.merged", Kind.COUNTER, "{operation}",
+        "Adjacent operations the kernel merged into one, per block device.",
+        "disk", (DEVICE, DISK_DIRECTION),
+    ),
+    MetricSpec(
+        "system.disk.io_time", Kind.COUNTER, "s",
+        "Time each block device had at least one operation in flight.", "disk", (DEVICE,),
+    ),
+    MetricSpec(
+        "system.disk.operation_time", Kind.COUNTER, "s",
+        "Sum of the time operations spent in flight, per block device and direction.",
+        "disk", (DEVICE, DISK_DIRECTION),
+    ),
+    # filesystem
+    MetricSpec(
+        "system.filesystem.usage", Kind.UPDOWNCOUNTER, "By",
+        "File system space used, free to unprivileged users, and reserved for root.",
+        "filesystem", (*_FS_ATTRIBUTES, FS_STATE),
+    ),
+    MetricSpec(
+        "system.filesystem.utilization", Kind.GAUGE, "1",
+        "File system usage by state as a share of its size.",
+        "filesystem", (*_FS_ATTRIBUTES, FS_STATE),
+    ),
+    MetricSpec(
+        "system.filesystem.limit", Kind.UPDOWNCOUNTER, "By",
+        "Size of the file system.", "filesystem", _FS_ATTRIBUTES, enabled=False,
+    ),
+    # network
+    MetricSpec(
+        "system.network.io", Kind.COUNTER, "By",
+        "Bytes transmitted and received per interface.", "network", (INTERFACE, NETWORK_DIRECTION),
+    ),
+    MetricSpec(
+        "system.network.packet.count", Kind.COUNTER, "{packet}",
+        "Packets transmitted and received per interface.",
+        "network", (DEVICE, NETWORK_DIRECTION),
+    ),
+    MetricSpec(
+        "system.network.errors", Kind.COUNTER, "{error}",
+        "Transmit and receive errors per interface.", "network", (INTERFACE, NETWORK_DIRECTION),
+    ),
+    MetricSpec(
+        "system.network.packet.dropped", Kind.COUNTER, "{packet}",
+        "Packets dropped per interface.", "network", (INTERFACE, NETWORK_DIRECTION),
+    ),
+    MetricSpec(
+        "system.network.connection.count", Kind.UPDOWNCOUNTER, "{connection}",
+        "TCP connections by state. Off by default: listing every socket is costly on busy hosts.",
+        "network", (TRANSPORT, CONNECTION_STATE), enabled=False,
+    ),
+    # load
+    MetricSpec(
+        "system.cpu.load_average.1m", Kind.GAUGE, "{thread}",
+        "Load average over 1 minute.", "load",
+    ),
+    MetricSpec(
+        "system.cpu.load_average.5m", Kind.GAUGE, "{thread}",
+        "Load average over 5 minutes.", "load",
+    ),
+    MetricSpec(
+        "system.cpu.load_average.15m", Kind.GAUGE, "{thread}",
+        "Load average over 15 minutes.", "load",
+    ),
+    # processes
+    MetricSpec(
+        "system.process.count", Kind.UPDOWNCOUNTER, "{process}",
+        "Processes by state.", "processes", (PROCESS_STATE,),
+    ),
+    MetricSpec(
+        "system.process.created", Kind.COUNTER, "{process}",
+        "Processes and threads created since boot.", "processes",
+    ),
+    # system
+    MetricSpec(
+        "system.uptime", Kind.GAUGE, "s", "Seconds since the host booted.", "system",
+    ),
+    # the agent's own telemetry
+    MetricSpec(
+        "otel_host_agent.scraper.duration", Kind.GAUGE, "s",
+        "Wall time of each scraper's last reading.", "agent", (SCRAPER,),
+    ),
+    MetricSpec(
+        "otel_host_agent.scraper.errors", Kind.COUNTER, "{error}",
+        "Failed readings per scraper since start, partial ones included.", "agent", (SCRAPER,),
+    ),
+    MetricSpec(
+        "otel_host_agent.export.requests", Kind.COUNTER, "{request}",
+        "Export requests sent to the OTLP endpoint since start, by outcome.", "agent", (OUTCOME,),
+    ),
+    MetricSpec(
+        "otel_host_agent.export.data_points", Kind.COUNTER, "{data_point}",
+        "Data points in export requests since start, by outcome.", "agent", (OUTCOME,),
+    ),
+)
+
+BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in METRICS}
+
+
+def for_scraper(scraper: str) -> Iterator[MetricSpec]:
+    """Yield the catalogue entries a scraper produces."""
+    return (spec for spec in METRICS if spec.scraper == scraper)
+
+
+def markdown_table() -> str:
+    """Render the catalogue as the README's metric table."""
+    rows = [
+        "| Metric | Kind | Unit | Attributes | Default | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in METRICS:
+        keys = [a.key for a in spec.attributes]
+        keys += [f"{a.key} (opt-in)" for a in spec.opt_in_attributes]
+        rows.append(
+            f"| `{spec.name}` | {spec.kind.value} | `{spec.unit}` | {', '.join(keys) or '-'} "
+            f"| {'on' if spec.enabled else 'off'} | {spec.description} |"
+        )
+    return "\n".join(rows) + "\n"
