@@ -217,6 +217,9 @@ def build_exporter(config: Config, on_result: ResultCallback) -> MetricExporter:
     if insecure is None:
         insecure = config.endpoint.startswith("http://")
     compression = grpc.Compression.Gzip if config.compression == "gzip" else None
+    # gRPC waits up to 120 s between reconnection attempts by default; a
+    # gateway that comes back should see exports within a cycle or two.
+    reconnect_ms = max(1000, min(config.export_interval_ms, 30_000))
     return SizeLimitedOtlpExporter(
         endpoint=config.endpoint,
         insecure=insecure,
@@ -227,4 +230,8 @@ def build_exporter(config: Config, on_result: ResultCallback) -> MetricExporter:
         preferred_temporality=temporality,
         max_request_bytes=config.max_request_bytes,
         on_result=on_result,
+        channel_options=(
+            ("grpc.initial_reconnect_backoff_ms", 500),
+            ("grpc.max_reconnect_backoff_ms", reconnect_ms),
+        ),
     )

@@ -1,0 +1,190 @@
+"""Settings: every setting accepts its valid values and rejects invalid ones by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from agent_process import run_cli
+
+from otel_collector import config
+
+VALID = [
+    ("OTEL_SDK_DISABLED", "true", "sdk_disabled", True),
+    ("OTEL_LOG_LEVEL", "WARN", "log_level", "warning"),
+    ("HOST_AGENT_LOG_FORMAT", "console", "log_format", "console"),
+    ("OTEL_METRICS_EXPORTER", "none", "metrics_exporter", "none"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "15000", "export_interval_ms", 15000),
+    ("OTEL_METRIC_EXPORT_TIMEOUT", "5000", "export_timeout_ms", 5000),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://gateway:4317", "endpoint", "https://gateway:4317"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b,x=1", "headers", (("api-key", "a b"), ("x", "1"))),
+    ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", "compression", "gzip"),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500", "otlp_timeout_ms", 2500),
+    ("OTEL_EXPORTER_OTLP_INSECURE", "true", "insecure", True),
+    ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta", "temporality", "delta"),
+    ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod", "resource_attributes",
+     "deployment.environment.name=prod"),
+    ("OTEL_SERVICE_NAME", "node-agent", "service_name", "node-agent"),
+    ("HOST_AGENT_HOST_ROOT", "/", "host_root", "/"),
+    ("HOST_AGENT_SCRAPERS", "cpu, memory", "scrapers", ("cpu", "memory")),
+    ("HOST_AGENT_METRICS_ENABLE", "system.cpu.utilization", "metrics_enable",
+     ("system.cpu.utilization",)),
+    ("HOST_AGENT_METRICS_DISABLE", "system.uptime", "metrics_disable", ("system.uptime",)),
+    ("HOST_AGENT_PER_CPU", "1", "per_cpu", True),
+    ("HOST_AGENT_FILESYSTEM_TIMEOUT", "500", "fs_timeout_ms", 500),
+    ("HOST_AGENT_HEALTH_HOST", "127.0.0.1", "health_host", "127.0.0.1"),
+    ("HOST_AGENT_HEALTH_PORT", "0", "health_port", 0),
+    ("HOST_AGENT_HEALTH_RECOVERY_WINDOW", "1000", "health_recovery_window_ms", 1000),
+    ("HOST_AGENT_SHUTDOWN_TIMEOUT", "3000", "shutdown_timeout_ms", 3000),
+    ("HOST_AGENT_EXPORT_MAX_REQUEST_BYTES", "65536", "max_request_bytes", 65536),
+    ("HOST_AGENT_CARDINALITY_LIMIT", "50", "cardinality_limit", 50),
+]
+
+INVALID = [
+    ("OTEL_SDK_DISABLED", "maybe", "true or false"),
+    ("OTEL_LOG_LEVEL", "verbose", "debug, info, warn or error"),
+    ("HOST_AGENT_LOG_FORMAT", "xml", "auto, json or console"),
+    ("OTEL_METRICS_EXPORTER", "prometheus", "otlp, console or none"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "abc", "positive integer of milliseconds"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "0", "positive integer of milliseconds"),
+    ("OTEL_METRIC_EXPORT_TIMEOUT", "-5", "positive integer of milliseconds"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "scheme http or https"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://host:99999", "scheme http or https"),
+    ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "ftp://host", "scheme http or https"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign", "key=value pairs"),
+    ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "gzip or none"),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "1.5", "positive integer of milliseconds"),
+    ("OTEL_EXPORTER_OTLP_INSECURE", "sometimes", "true or false"),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "readable PEM file"),
+    ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes", "cumulative, delta"),
+    ("OTEL_RESOURCE_ATTRIBUTES", "novalue", "key=value pairs"),
+    ("OTEL_SERVICE_NAME", "  ", "non-empty name"),
+    ("HOST_AGENT_HOST_ROOT", "relative/path", "absolute path"),
+    ("HOST_AGENT_HOST_ROOT", "/nonexistent-root", "contains proc/"),
+    ("HOST_AGENT_SCRAPERS", "cpu,gpu", "distinct names among"),
+    ("HOST_AGENT_SCRAPERS", "cpu,cpu", "distinct names among"),
+    ("HOST_AGENT_METRICS_ENABLE", "system.cpu.bogus", "unknown metric 'system.cpu.bogus'"),
+    ("HOST_AGENT_METRICS_DISABLE", "cpu.time", "unknown metric 'cpu.time'"),
+    ("HOST_AGENT_PER_CPU", "2", "true or false"),
+    ("HOST_AGENT_DISK_DEVICES_INCLUDE", "sd[a", "regular expressions"),
+    ("HOST_AGENT_FILESYSTEM_MOUNTPOINTS_EXCLUDE", "(", "regular expressions"),
+    ("HOST_AGENT_NETWORK_INTERFACES_EXCLUDE", "*eth", "regular expressions"),
+    ("HOST_AGENT_FILESYSTEM_TIMEOUT", "never", "positive integer of milliseconds"),
+    ("HOST_AGENT_HEALTH_PORT", "65536", "0 to 65535"),
+    ("HOST_AGENT_HEALTH_PORT", "http", "0 to 65535"),
+    ("HOST_AGENT_HEALTH_RECOVERY_WINDOW", "", "positive integer of milliseconds"),
+    ("HOST_AGENT_SHUTDOWN_TIMEOUT", "5s", "positive integer of milliseconds"),
+    ("HOST_AGENT_EXPORT_MAX_REQUEST_BYTES", "4MiB", "positive integer of bytes"),
+    ("HOST_AGENT_CARDINALITY_LIMIT", "0", "positive integer"),
+]
+
+
+@pytest.mark.parametrize(("env", "raw", "field", "expected"), VALID)
+def test_valid_value_resolves(env: str, raw: str, field: str, expected: object) -> None:
+    resolved = config.resolve({}, {env: raw})
+    assert resolved.values[field] == expected
+
+
+@pytest.mark.parametrize(("env", "raw", "accepted"), INVALID)
+def test_invalid_value_names_setting(env: str, raw: str, accepted: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.resolve({}, {env: raw})
+    message = str(caught.value)
+    assert env in message
+    assert accepted in message
+
+
+def test_every_setting_has_invalid_case() -> None:
+    """The table above covers every setting that can be invalid."""
+    covered = {env for env, _, _ in INVALID}
+    free_text = {"health_host", "fs_devices_include", "fs_devices_exclude",
+                 "fs_mountpoints_include", "fs_types_include", "fs_types_exclude",
+                 "disk_devices_exclude", "net_interfaces_include", "client_key",
+                 "client_certificate"}
+    for setting in config.SETTINGS:
+        if setting.field in free_text:
+            continue
+        assert covered & set(setting.env), f"no invalid case for {setting.field}"
+
+
+def test_flag_wins_over_environment() -> None:
+    resolved = config.resolve({"export_interval_ms": "1000"}, {"OTEL_METRIC_EXPORT_INTERVAL": "9000"})
+    assert resolved.export_interval_ms == 1000
+
+
+def test_metrics_variable_wins_over_generic() -> None:
+    resolved = config.resolve(
+        {},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://generic:4317",
+         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://metrics:4317"},
+    )
+    assert resolved.endpoint == "http://metrics:4317"
+
+
+def test_invalid_flag_is_named_in_message() -> None:
+    with pytest.raises(config.ConfigError, match="--export-interval='x'"):
+        config.resolve({"export_interval_ms": "x"}, {})
+
+
+def test_client_key_needs_certificate(tmp_path) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("not checked here")
+    with pytest.raises(config.ConfigError, match="must be set together"):
+        config.resolve({}, {"OTEL_EXPORTER_OTLP_CLIENT_KEY": str(key)})
+
+
+def test_header_value_never_in_error() -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.resolve({}, {"OTEL_EXPORTER_OTLP_HEADERS": "Bearer-s3cr3t"})
+    assert "s3cr3t" not in str(caught.value)
+    assert config.REDACTED in str(caught.value)
+
+
+def test_enabled_metrics_follow_switches() -> None:
+    resolved = config.resolve(
+        {},
+        {"HOST_AGENT_METRICS_ENABLE": "system.cpu.utilization",
+         "HOST_AGENT_METRICS_DISABLE": "system.uptime"},
+    )
+    enabled = config.enabled_metrics(resolved)
+    assert "system.cpu.utilization" in enabled
+    assert "system.uptime" not in enabled
+    assert "system.network.connection.count" not in enabled
+
+
+def test_scraper_switch_removes_its_metrics() -> None:
+    enabled = config.enabled_metrics(config.resolve({}, {"HOST_AGENT_SCRAPERS": "memory"}))
+    assert "system.memory.usage" in enabled
+    assert "system.cpu.time" not in enabled
+
+
+def test_cli_invalid_value_exits_2_with_one_line() -> None:
+    result = run_cli([], env={"OTEL_METRIC_EXPORT_INTERVAL": "abc"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "OTEL_METRIC_EXPORT_INTERVAL='abc'" in lines[0]
+    assert "positive integer of milliseconds" in lines[0]
+    assert result.stdout == ""
+
+
+def test_cli_invalid_flag_exits_2() -> None:
+    result = run_cli(["--health-port", "70000"])
+    assert result.returncode == 2
+    assert "--health-port='70000'" in result.stderr
+
+
+def test_config_command_redacts_headers() -> None:
+    secret = "s3cr3t-value-123"
+    result = run_cli(["config"], env={"OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={secret}"})
+    assert result.returncode == 0
+    assert secret not in result.stdout + result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["headers"] == {"x-api-key": config.REDACTED}
+
+
+def test_config_command_prints_every_setting() -> None:
+    result = run_cli(["config", "--export-interval", "1234"])
+    printed = json.loads(result.stdout)
+    assert set(printed) == {setting.field for setting in config.SETTINGS}
+    assert printed["export_interval_ms"] == 1234

@@ -1,0 +1,59 @@
+"""Disk scraper: shaping of psutil counters, and the real scraper against /proc/diskstats."""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+
+from scraper_context import make_scraper, value
+
+from otel_collector.scrapers import disk
+from otel_collector.scrapers.base import NameFilter
+
+Counters = namedtuple(
+    "Counters",
+    "read_count write_count read_bytes write_bytes read_time write_time "
+    "read_merged_count write_merged_count busy_time",
+)
+
+
+def test_times_are_seconds_and_filters_apply() -> None:
+    counters = {"sda": Counters(1, 2, 512, 1024, 1500, 2500, 3, 4, 4000),
+                "loop0": Counters(0, 0, 0, 0, 0, 0, 0, 0, 0)}
+    reading = disk.disk_points(counters, NameFilter(exclude=(re.compile(r"loop\d+"),)))
+    assert value(reading, "system.disk.io_time", **{"system.device": "sda"}) == 4.0
+    assert value(reading, "system.disk.operation_time", **{"disk.io.direction": "write"}) == 2.5
+    assert value(reading, "system.disk.merged", **{"disk.io.direction": "read"}) == 3
+    assert not [p for p in reading["system.disk.io"] if p.attributes["system.device"] == "loop0"]
+
+
+def test_include_list_limits_devices() -> None:
+    counters = {"sda": Counters(*[1] * 9), "vdb": Counters(*[1] * 9)}
+    reading = disk.disk_points(counters, NameFilter(include=(re.compile("vd.*"),)))
+    assert {p.attributes["system.device"] for p in reading["system.disk.io"]} == {"vdb"}
+
+
+def _diskstats() -> dict[str, list[int]]:
+    """Independent reading; fields as in the kernel's Documentation/admin-guide/iostats.rst."""
+    stats = {}
+    with open("/proc/diskstats") as file:
+        for line in file:
+            fields = line.split()
+            stats[fields[2]] = [int(f) for f in fields[3:]]
+    return stats
+
+
+def test_disk_against_proc_diskstats() -> None:
+    before = _diskstats()
+    reading = make_scraper("disk").scrape()
+    after = _diskstats()
+    devices = {p.attributes["system.device"] for p in reading["system.disk.io"]}
+    assert devices
+    for device in devices:
+        # Field 3 is sectors read; a sector is 512 bytes whatever the device's block size.
+        read_bytes = value(reading, "system.disk.io", **{"system.device": device,
+                                                        "disk.io.direction": "read"})
+        assert before[device][2] * 512 <= read_bytes <= after[device][2] * 512
+        reads = value(reading, "system.disk.operations", **{"system.device": device,
+                                                           "disk.io.direction": "read"})
+        assert before[device][0] <= reads <= after[device][0]
