@@ -425,3 +425,19 @@ def parse_args(
     namespace = parser.parse_args(argv)
     flags = {k: v for k, v in vars(namespace).items() if k in BY_FIELD}
     return resolve(flags, environ)
+
+
+def markdown_table() -> str:
+    """Render every setting as the README's configuration table."""
+    rows = [
+        "| Variable | Flag | Default | Accepted | Meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for setting in SETTINGS:
+        variables = "<br>".join(f"`{name}`" for name in setting.env)
+        default = f"`{setting.default}`" if setting.default else "unset"
+        default = default.replace("|", "\\|")
+        rows.append(
+            f"| {variables} | `{setting.flag}` | {default} | {setting.accepted} | {setting.help} |"
+        )
+    return "\n".join(rows) + "\n"
