@@ -25,6 +25,7 @@ from otel_collector.hostfs import HostRoot
 from otel_collector.scrapers.agent import AgentScraper
 from otel_collector.scrapers.base import ErrorLog, ScraperContext
 from otel_collector.selftelemetry import AgentStats
+from otel_collector.series import SeriesPruner
 
 _log = structlog.get_logger("otel_collector.agent")
 
@@ -105,6 +106,13 @@ class Agent:
             ),
         )
         count = instruments.register(self.provider, self.collection, self.enabled)
+        pruner = SeriesPruner(self.provider, reader)
+        collection = self.collection
+
+        def prune_stale_series() -> None:
+            pruner.prune(collection.reading)
+
+        reader.after_collect = prune_stale_series
         _log.info(
             "agent_started",
             version=__version__,

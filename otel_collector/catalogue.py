@@ -88,6 +88,16 @@ CONNECTION_STATE = Attribute(
 )
 TRANSPORT = Attribute("network.transport", ("tcp",))
 PROCESS_STATE = Attribute("process.state", ("running", "sleeping", "stopped", "defunct"))
+CONTEXT_SWITCH_TYPE = Attribute("process.context_switch.type", ("voluntary", "involuntary"))
+# Identity of a process, on every process.* point (see scrapers/process.py for why).
+PROCESS_IDENTITY = (
+    Attribute("process.pid"),
+    Attribute("process.parent_pid"),
+    Attribute("process.executable.name"),
+    Attribute("process.executable.path"),
+    Attribute("process.owner"),
+)
+PROCESS_COMMAND_LINE = Attribute("process.command_line")
 SCRAPER = Attribute("scraper")
 OUTCOME = Attribute("outcome", ("success", "failure"))
 
@@ -244,6 +254,48 @@ METRICS: tuple[MetricSpec, ...] = (
     # system
     MetricSpec(
         "system.uptime", Kind.GAUGE, "s", "Seconds since the host booted.", "system",
+    ),
+    # process (opt-in scraper); identity attributes on every point
+    MetricSpec(
+        "process.cpu.time", Kind.COUNTER, "s", "CPU seconds the process used, by mode.",
+        "process", (*PROCESS_IDENTITY, CPU_MODE), opt_in_attributes=(PROCESS_COMMAND_LINE,),
+    ),
+    MetricSpec(
+        "process.memory.usage", Kind.UPDOWNCOUNTER, "By", "Resident memory of the process.",
+        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+    ),
+    MetricSpec(
+        "process.memory.virtual", Kind.UPDOWNCOUNTER, "By", "Virtual memory of the process.",
+        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+    ),
+    MetricSpec(
+        "process.disk.io", Kind.COUNTER, "By",
+        "Bytes the process read from and wrote to storage.",
+        "process", (*PROCESS_IDENTITY, DISK_DIRECTION), opt_in_attributes=(PROCESS_COMMAND_LINE,),
+    ),
+    MetricSpec(
+        "process.thread.count", Kind.UPDOWNCOUNTER, "{thread}", "Threads of the process.",
+        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+    ),
+    MetricSpec(
+        "process.unix.file_descriptor.count", Kind.UPDOWNCOUNTER, "{file_descriptor}",
+        "Open file descriptors of the process.",
+        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+    ),
+    MetricSpec(
+        "process.context_switches", Kind.COUNTER, "{context_switch}",
+        "Voluntary and involuntary context switches of the process.",
+        "process", (*PROCESS_IDENTITY, CONTEXT_SWITCH_TYPE),
+        opt_in_attributes=(PROCESS_COMMAND_LINE,),
+    ),
+    MetricSpec(
+        "process.paging.faults", Kind.COUNTER, "{fault}", "Page faults of the process, by type.",
+        "process", (*PROCESS_IDENTITY, PAGING_FAULT_TYPE),
+        opt_in_attributes=(PROCESS_COMMAND_LINE,),
+    ),
+    MetricSpec(
+        "process.uptime", Kind.GAUGE, "s", "Seconds since the process started.",
+        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
     ),
     # the agent's own telemetry
     MetricSpec(

@@ -59,6 +59,11 @@ class Collection:
     def points(self, metric: str) -> list[Point]:
         return self._points.get(metric, [])
 
+    @property
+    def reading(self) -> Reading:
+        """This cycle's points of every metric that produced a reading."""
+        return self._points
+
     def close(self) -> None:
         for scraper in self._scrapers:
             scraper.close()

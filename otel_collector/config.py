@@ -25,10 +25,11 @@ from otel_collector import defaults
 
 REDACTED = "<redacted>"
 
-SCRAPERS = (
+DEFAULT_SCRAPERS = (
     "cpu", "memory", "paging", "disk", "filesystem", "network", "load", "processes", "system",
 )
-DEFAULT_SCRAPERS = SCRAPERS
+# The per-process scraper is opt-in: its cost and cardinality grow with the host's processes.
+SCRAPERS = (*DEFAULT_SCRAPERS, "process")
 
 # Pseudo and container-internal file systems that hold no user data. tmpfs is
 # here too: set the exclude list without it to report tmpfs mounts.
@@ -81,6 +82,13 @@ class Setting:
 def _positive_ms(text: str) -> int:
     value = int(text)
     if value <= 0:
+        raise ValueError
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
         raise ValueError
     return value
 
@@ -242,7 +250,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Where the host's / is mounted when the agent runs in a container."),
     Setting("scrapers", ("HOST_AGENT_SCRAPERS",), "--scrapers", ",".join(DEFAULT_SCRAPERS),
             _scrapers, f"distinct names among {', '.join(SCRAPERS)}",
-            "Scrapers to run, separated by commas."),
+            "Scrapers to run, separated by commas; add process for per-process metrics."),
     Setting("metrics_enable", ("HOST_AGENT_METRICS_ENABLE",), "--metrics-enable", "", _names,
             "metric names from the catalogue, separated by commas",
             "Metrics to export on top of the defaults."),
@@ -283,6 +291,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("net_interfaces_exclude", ("HOST_AGENT_NETWORK_INTERFACES_EXCLUDE",),
             "--network-interfaces-exclude", "", _patterns, _REGEXES,
             "Network interfaces not to report."),
+    Setting("process_names_include", ("HOST_AGENT_PROCESS_NAMES_INCLUDE",),
+            "--process-names-include", "", _patterns, _REGEXES,
+            "Process scraper: executable names (the kernel's 15-character name) to report; "
+            "all when empty."),
+    Setting("process_names_exclude", ("HOST_AGENT_PROCESS_NAMES_EXCLUDE",),
+            "--process-names-exclude", "", _patterns, _REGEXES,
+            "Process scraper: executable names not to report."),
+    Setting("process_command_lines_include", ("HOST_AGENT_PROCESS_COMMAND_LINES_INCLUDE",),
+            "--process-command-lines-include", "", _patterns,
+            "comma-separated regular expressions, searched anywhere in the command line",
+            "Process scraper: report processes whose command line matches; all when empty."),
+    Setting("process_command_lines_exclude", ("HOST_AGENT_PROCESS_COMMAND_LINES_EXCLUDE",),
+            "--process-command-lines-exclude", "", _patterns,
+            "comma-separated regular expressions, searched anywhere in the command line",
+            "Process scraper: skip processes whose command line matches."),
+    Setting("process_top", ("HOST_AGENT_PROCESS_TOP",), "--process-top", "50", _count,
+            "an integer of 0 or more (0 reports every selected process)",
+            "Process scraper: report at most this many processes, the top ones by "
+            "HOST_AGENT_PROCESS_TOP_BY."),
+    Setting("process_top_by", ("HOST_AGENT_PROCESS_TOP_BY",), "--process-top-by", "cpu",
+            _choice("cpu", "memory"), "cpu or memory",
+            "Process scraper: rank by CPU used since the previous cycle, or by resident memory."),
+    Setting("process_command_line", ("HOST_AGENT_PROCESS_COMMAND_LINE",),
+            "--process-command-line", "false", _bool, "true or false",
+            "Process scraper: add process.command_line; command lines can carry secrets."),
     Setting("health_host", ("HOST_AGENT_HEALTH_HOST",), "--health-host", defaults.HEALTH_HOST,
             str.strip, "an IP address, or :: for every interface",
             "Address of the gRPC health service."),

@@ -177,11 +177,13 @@ class CollectingReader(PeriodicExportingMetricReader):
     def __init__(self, exporter: MetricExporter, *, before_collect: Callable[[], None],
                  **kwargs: Any) -> None:
         self._before_collect = before_collect
+        self.after_collect: Callable[[], None] = lambda: None
         super().__init__(exporter, **kwargs)
 
     def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[misc]
         self._before_collect()
         super().collect(timeout_millis=timeout_millis)
+        self.after_collect()
 
 
 def _credentials(config: Config) -> grpc.ChannelCredentials:

@@ -1,0 +1,244 @@
+"""Process scraper (opt-in): CPU, memory, I/O, threads, descriptors and faults per process.
+
+Each cycle reads /proc/PID/stat of every process once: that one file holds
+the name, parent, CPU ticks, faults, threads, start time and memory used to
+filter and rank them. Only the selected processes (the top N after the
+include and exclude filters) are then read in full with psutil. Fields the
+agent may not read (another user's /proc/PID/io or fd/ when it runs as a
+non-root user) are left out of that process's points, counted, and
+summarized in at most one debug line per cycle.
+
+Identity (pid, parent pid, executable, owner, command line when asked) rides
+on each point, not on the resource, because one MeterProvider exports one
+resource; a gateway can move the attributes to the resource with the
+Collector's groupbyattrs processor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import structlog
+
+from otel_collector.scrapers.base import Point, Reading, Scraper
+
+_log = structlog.get_logger(__name__)
+
+# USER_HZ: the unit of the CPU times and start time in /proc/PID/stat (proc(5)).
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """The fields of /proc/PID/stat the scraper uses (proc(5) numbers them from 1)."""
+
+    pid: int
+    name: str  # field 2, the kernel's 15-character comm
+    ppid: int  # field 4
+    minor_faults: int  # field 10
+    major_faults: int  # field 12
+    user_ticks: int  # field 14
+    system_ticks: int  # field 15
+    threads: int  # field 20
+    start_ticks: int  # field 22, since boot
+    virtual_bytes: int  # field 23
+    rss_pages: int  # field 24, approximate: used only to rank by memory
+
+    @property
+    def cpu_ticks(self) -> int:
+        return self.user_ticks + self.system_ticks
+
+
+def parse_stat(text: str) -> ProcStat:
+    """Parse /proc/PID/stat; the name sits in parentheses and may hold spaces or ')'."""
+    open_paren = text.index("(")
+    close_paren = text.rindex(")")
+    rest = text[close_paren + 2 :].split()
+    # rest[0] is field 3 (state), so field n is rest[n - 3].
+    return ProcStat(
+        pid=int(text[:open_paren]),
+        name=text[open_paren + 1 : close_paren],
+        ppid=int(rest[1]),
+        minor_faults=int(rest[7]),
+        major_faults=int(rest[9]),
+        user_ticks=int(rest[11]),
+        system_ticks=int(rest[12]),
+        threads=int(rest[17]),
+        start_ticks=int(rest[19]),
+        virtual_bytes=int(rest[20]),
+        rss_pages=int(rest[21]),
+    )
+
+
+def select(
+    stats: Iterable[ProcStat],
+    previous_ticks: dict[tuple[int, int], int],
+    *,
+    top: int,
+    by: str,
+) -> list[ProcStat]:
+    """Return the ``top`` processes by CPU used since the previous cycle, or by memory.
+
+    A process seen for the first time is ranked by all the CPU it has used.
+    ``top`` 0 keeps every process.
+    """
+
+    def cpu_since_previous(stat: ProcStat) -> int:
+        return stat.cpu_ticks - previous_ticks.get((stat.pid, stat.start_ticks), 0)
+
+    key = cpu_since_previous if by == "cpu" else (lambda stat: stat.rss_pages)
+    ranked = sorted(stats, key=key, reverse=True)
+    return ranked if top == 0 else ranked[:top]
+
+
+def stat_points(stat: ProcStat, identity: dict[str, Any], uptime_s: float) -> Reading:
+    """Shape the metrics that come from /proc/PID/stat alone."""
+
+    def tagged(extra: dict[str, Any]) -> dict[str, Any]:
+        return {**identity, **extra}
+
+    return {
+        "process.cpu.time": [
+            Point(stat.user_ticks / TICKS_PER_SECOND, tagged({"cpu.mode": "user"})),
+            Point(stat.system_ticks / TICKS_PER_SECOND, tagged({"cpu.mode": "system"})),
+        ],
+        "process.thread.count": [Point(stat.threads, identity)],
+        "process.paging.faults": [
+            Point(stat.major_faults, tagged({"system.paging.fault.type": "major"})),
+            Point(stat.minor_faults, tagged({"system.paging.fault.type": "minor"})),
+        ],
+        "process.uptime": [
+            Point(max(uptime_s - stat.start_ticks / TICKS_PER_SECOND, 0.0), identity)
+        ],
+    }
+
+
+class ProcessScraper(Scraper):
+    name = "process"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        config = self.config
+        self._names_include: tuple[re.Pattern[str], ...] = config.process_names_include
+        self._names_exclude: tuple[re.Pattern[str], ...] = config.process_names_exclude
+        self._commands_include: tuple[re.Pattern[str], ...] = config.process_command_lines_include
+        self._commands_exclude: tuple[re.Pattern[str], ...] = config.process_command_lines_exclude
+        # CPU ticks of the live processes at the previous cycle, for ranking by
+        # recent CPU; rebuilt every cycle, so exited processes leave nothing.
+        self._previous_ticks: dict[tuple[int, int], int] = {}
+
+    def _read_stats(self) -> list[ProcStat]:
+        procfs = self.host.procfs
+        stats = []
+        for entry in os.scandir(procfs):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"{procfs}/{entry.name}/stat", "rb") as file:
+                    stats.append(parse_stat(file.read().decode("utf-8", "replace")))
+            except (OSError, ValueError, IndexError):
+                continue  # the process exited between the listing and the read
+        return stats
+
+    def _command_line(self, pid: int) -> str | None:
+        try:
+            with open(f"{self.host.procfs}/{pid}/cmdline", "rb") as file:
+                return file.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            return None
+
+    def _admitted(self, stat: ProcStat) -> bool:
+        if self._names_include and not any(p.fullmatch(stat.name) for p in self._names_include):
+            return False
+        if any(p.fullmatch(stat.name) for p in self._names_exclude):
+            return False
+        if not (self._commands_include or self._commands_exclude):
+            return True
+        command = self._command_line(stat.pid) or ""
+        if self._commands_include and not any(p.search(command) for p in self._commands_include):
+            return False
+        return not any(p.search(command) for p in self._commands_exclude)
+
+    def _details(self, stat: ProcStat, denied: Counter[str]) -> tuple[dict[str, Any], Reading]:
+        """Read what /proc/PID/stat lacks, with psutil; denied fields are left out."""
+        identity: dict[str, Any] = {
+            "process.pid": stat.pid,
+            "process.parent_pid": stat.ppid,
+            "process.executable.name": stat.name,
+        }
+        reading: Reading = {}
+        process = psutil.Process(stat.pid)
+        with process.oneshot():
+            for field, read in (
+                ("memory", process.memory_info),
+                ("exe", process.exe),
+                ("owner", process.username),
+                ("io", process.io_counters),
+                ("fds", process.num_fds),
+                ("ctx", process.num_ctx_switches),
+            ):
+                try:
+                    value = read()
+                except psutil.AccessDenied:
+                    denied[field] += 1
+                    continue
+                if field == "memory":
+                    # statm, which the kernel keeps exact; stat's rss field is an
+                    # approximation on kernels with per-CPU RSS counters.
+                    reading["process.memory.usage"] = [Point(value.rss)]
+                    reading["process.memory.virtual"] = [Point(value.vms)]
+                elif field == "exe" and value:
+                    identity["process.executable.path"] = value
+                    identity["process.executable.name"] = os.path.basename(value)
+                elif field == "owner":
+                    identity["process.owner"] = value
+                elif field == "io":
+                    reading["process.disk.io"] = [
+                        Point(value.read_bytes, {"disk.io.direction": "read"}),
+                        Point(value.write_bytes, {"disk.io.direction": "write"}),
+                    ]
+                elif field == "fds":
+                    reading["process.unix.file_descriptor.count"] = [Point(value)]
+                elif field == "ctx":
+                    reading["process.context_switches"] = [
+                        Point(value.voluntary, {"process.context_switch.type": "voluntary"}),
+                        Point(value.involuntary, {"process.context_switch.type": "involuntary"}),
+                    ]
+        if self.config.process_command_line:
+            command = self._command_line(stat.pid)
+            if command:
+                identity["process.command_line"] = command
+        return identity, reading
+
+    def _collect(self) -> Reading:
+        uptime_s = float(self.host.read_text("/proc/uptime").split(maxsplit=1)[0])
+        stats = [stat for stat in self._read_stats() if self._admitted(stat)]
+        chosen = select(
+            stats, self._previous_ticks, top=self.config.process_top, by=self.config.process_top_by
+        )
+        self._previous_ticks = {(s.pid, s.start_ticks): s.cpu_ticks for s in stats}
+        reading: Reading = {}
+        denied: Counter[str] = Counter()
+        for stat in chosen:
+            try:
+                identity, details = self._details(stat, denied)
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue  # exited since the stat read: skipped quietly
+            for name, points in stat_points(stat, identity, uptime_s).items():
+                reading.setdefault(name, []).extend(points)
+            for name, points in details.items():
+                reading.setdefault(name, []).extend(
+                    Point(p.value, {**identity, **p.attributes}) for p in points
+                )
+        if denied:
+            _log.debug("process_fields_denied", scraper=self.name, fields=dict(denied))
+        return reading
+
+    def scrape(self) -> Reading:
+        return self.read("proc", self._collect) or {}
