@@ -10,7 +10,7 @@ from agent_process import AgentProcess, free_port
 from otlp_receiver import OtlpReceiver, Point
 from rotel_peer import RotelPeer
 
-from otel_collector import catalogue
+from otel_collector import catalogue, config
 
 KIND = {catalogue.Kind.GAUGE: "gauge", catalogue.Kind.COUNTER: "sum",
         catalogue.Kind.UPDOWNCOUNTER: "sum"}
@@ -26,7 +26,7 @@ def test_exported_metrics_match_catalogue(tmp_path: Path) -> None:
         agent.stop()
     points = receiver.points()
     names = {p.name for p in points}
-    enabled = {spec.name for spec in catalogue.METRICS if spec.enabled}
+    enabled = config.enabled_metrics(config.resolve({}, {}))
     # Swap metrics are empty on a host without swap; every other default metric arrives.
     assert enabled - names <= {"system.paging.usage", "system.paging.utilization"}
     for point in points:
