@@ -6,26 +6,22 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import psutil
 import structlog
-from opentelemetry.sdk.metrics import (
-    MeterProvider,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-)
 
-from otel_collector import __version__, instruments, resource, scrapers
+from otel_collector import __version__, scrapers
 from otel_collector.collection import Collection
 from otel_collector.config import Config, enabled_metrics
-from otel_collector.exporter import CollectingReader, build_exporter, effective_export_timeout_ms
 from otel_collector.health import HealthBindError, HealthServer
 from otel_collector.hostfs import HostRoot
 from otel_collector.scrapers.agent import AgentScraper
 from otel_collector.scrapers.base import ErrorLog, ScraperContext
 from otel_collector.selftelemetry import AgentStats
-from otel_collector.series import SeriesPruner
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
 
 _log = structlog.get_logger("otel_collector.agent")
 
@@ -84,35 +80,12 @@ class Agent:
         # The baseline cycle: utilizations need a previous reading, and the
         # health services turn SERVING once one cycle has completed.
         self.collection.run_cycle()
-        exporter = build_exporter(self.config, self._on_export)
-        limit = self.config.cardinality_limit
-        reader = CollectingReader(
-            exporter,
-            before_collect=self.collection.run_cycle,
-            export_interval_millis=self.config.export_interval_ms,
-            export_timeout_millis=effective_export_timeout_ms(self.config),
-            cardinality_limits={
-                ObservableCounter: limit,
-                ObservableUpDownCounter: limit,
-                ObservableGauge: limit,
-            },
-        )
-        self.provider = MeterProvider(
-            metric_readers=[reader],
-            resource=resource.build(
-                self.host,
-                self.config.service_name,
-                service_name_is_set=not self.config.sources["service_name"].is_default,
-            ),
-        )
-        count = instruments.register(self.provider, self.collection, self.enabled)
-        pruner = SeriesPruner(self.provider, reader)
-        collection = self.collection
+        # Imported only now: the SDK and exporter are most of the start-up time.
+        from otel_collector import pipeline
 
-        def prune_stale_series() -> None:
-            pruner.prune(collection.reading)
-
-        reader.after_collect = prune_stale_series
+        self.provider, count = pipeline.start(
+            self.config, self.host, self.collection, self.enabled, self._on_export
+        )
         _log.info(
             "agent_started",
             version=__version__,

@@ -1,0 +1,65 @@
+"""The OpenTelemetry SDK side: meter provider, reader, exporter, instruments.
+
+Kept apart from agent.py so that the SDK and exporter imports, the largest
+part of start-up, happen after the first collection cycle: the health
+service reports SERVING as soon as the agent has read the host once.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.metrics import (
+    MeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+)
+
+from otel_collector import instruments, resource
+from otel_collector.collection import Collection
+from otel_collector.config import Config
+from otel_collector.exporter import (
+    CollectingReader,
+    ResultCallback,
+    build_exporter,
+    effective_export_timeout_ms,
+)
+from otel_collector.hostfs import HostRoot
+from otel_collector.series import SeriesPruner
+
+
+def start(
+    config: Config,
+    host: HostRoot,
+    collection: Collection,
+    enabled: frozenset[str],
+    on_export: ResultCallback,
+) -> tuple[MeterProvider, int]:
+    """Register the instruments and start the periodic reader; return it and the count."""
+    limit = config.cardinality_limit
+    reader = CollectingReader(
+        build_exporter(config, on_export),
+        before_collect=collection.run_cycle,
+        export_interval_millis=config.export_interval_ms,
+        export_timeout_millis=effective_export_timeout_ms(config),
+        cardinality_limits={
+            ObservableCounter: limit,
+            ObservableUpDownCounter: limit,
+            ObservableGauge: limit,
+        },
+    )
+    provider = MeterProvider(
+        metric_readers=[reader],
+        resource=resource.build(
+            host,
+            config.service_name,
+            service_name_is_set=not config.sources["service_name"].is_default,
+        ),
+    )
+    count = instruments.register(provider, collection, enabled)
+    pruner = SeriesPruner(provider, reader)
+
+    def prune_stale_series() -> None:
+        pruner.prune(collection.reading)
+
+    reader.after_collect = prune_stale_series
+    return provider, count
