@@ -15,6 +15,7 @@ begin_shutdown(). docs/health.md describes the semantics for operators.
 
 from __future__ import annotations
 
+import collections
 import errno
 import ipaddress
 import socket
@@ -23,20 +24,23 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from otel_collector import defaults
 
 _LOGGER = structlog.get_logger(__name__)
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 SERVING: Final[int] = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING: Final[int] = health_pb2.HealthCheckResponse.NOT_SERVING
+SERVICE_UNKNOWN: Final[int] = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 
-OVERALL_SERVICE: Final = health.OVERALL_HEALTH
+# The protocol's name for the status of the whole server.
+OVERALL_SERVICE: Final = ""
 SERVICES: Final = (OVERALL_SERVICE, defaults.LIVENESS_SERVICE, defaults.READINESS_SERVICE)
 
 # Liveness turns NOT_SERVING when no cycle completed for this many cycle intervals.
@@ -48,22 +52,30 @@ _MAX_WATCHDOG_PERIOD_S: Final = 1.0
 # Wakes the watchdog just after a deadline, because statuses change only once the
 # deadline has been exceeded.
 _DEADLINE_MARGIN_S: Final = 0.001
+# A Watch message waits this long for a client that stopped reading before the
+# watchdog cancels that call. Meanwhile the other Watch streams get no messages,
+# because one thread sends them all. Check is not affected.
+_MAX_SEND_WAIT_S: Final = 5.0
+# Maximum seconds that stop() waits for each of its threads after the server stopped.
+_THREAD_JOIN_TIMEOUT_S: Final = 2.0
 
-# Check handlers take microseconds, and the non-blocking Watch holds no worker after
-# it sent the first status, so a few workers serve any number of open streams.
+# Check handlers take microseconds, and the non-blocking Watch handler only
+# registers the stream and returns, so a few workers serve any number of streams.
 _RPC_WORKERS: Final = 4
-# Calls beyond this many being handled at once are rejected with RESOURCE_EXHAUSTED,
-# so a flood of Checks cannot queue without bound. Open Watch streams count only
-# while their first status is being sent.
-_MAX_CONCURRENT_RPCS: Final = 256
+# The server rejects calls with RESOURCE_EXHAUSTED while max_watch_streams plus this
+# many are in progress, which bounds the queue of a Check flood. An open Watch stream
+# counts only while its handler runs, so clients can open max_watch_streams streams
+# at once and still leave room for Checks.
+_CONCURRENT_CALL_MARGIN: Final = 100
 # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS that the server advertises on each
-# connection. 100 is the minimum that RFC 9113 section 5.1.2 recommends.
+# connection. RFC 9113 section 6.5.2 recommends no less than 100.
 _MAX_STREAMS_PER_CONNECTION: Final = 100
 # A HealthCheckRequest contains only a service name, and a response only a status.
 _MAX_MESSAGE_BYTES: Final = 1024
-# The server pings each connection after 60 s without activity and closes it when
-# the ping is not acknowledged within 20 s. This frees the Watch slot of a client
-# that vanished without closing its connection.
+# The server sends a keepalive ping every 60 s and closes a connection whose ping is
+# not acknowledged within 20 s, which ends the Watch streams of a client that
+# vanished without closing its connection.
+# NOTE: no test covers this, because it needs a peer that stops acknowledging pings.
 _KEEPALIVE_TIME_MS: Final = 60_000
 _KEEPALIVE_TIMEOUT_MS: Final = 20_000
 # Connections without any open call are closed after 5 minutes.
@@ -177,56 +189,204 @@ class _HealthSignals:
         )
 
 
-class _BoundedHealthServicer(health.HealthServicer):  # type: ignore[misc]
-    """HealthServicer that rejects Watch calls beyond a maximum number of open streams.
+def _non_blocking(method: _Handler) -> _Handler:
+    """Mark a response-streaming handler as non-blocking for grpcio's server.
 
-    Watch is non-blocking: it sends the current status and returns, and later status
-    changes are sent from the thread that sets them, so an open stream holds no
-    server thread.
+    grpcio (1.85) then passes a send_response_callback argument and ends the
+    handler's work when it returns, instead of iterating over its return value on a
+    worker thread. The call stays open until the client or the server ends it.
+    """
+    method.experimental_non_blocking = True  # type: ignore[attr-defined]
+    return method
+
+
+class _WatchStream:
+    """One open Watch call. The servicer's lock guards every field but the callables."""
+
+    def __init__(
+        self,
+        service: str,
+        context: grpc.ServicerContext,
+        send_response: Callable[[health_pb2.HealthCheckResponse], None],
+    ) -> None:
+        self.service = service
+        self.context = context
+        self.send_response = send_response
+        self.last_sent: int | None = None
+        self.queued = False
+        self.closed = False
+
+
+class _HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """grpc.health.v1 servicer with a non-blocking Watch and a maximum of open streams.
+
+    Check returns NOT_FOUND and Watch sends SERVICE_UNKNOWN for a service that was
+    never set, as the protocol specifies. One sender thread sends every Watch
+    message, so neither set() nor a server worker waits for a client to read.
+
+    NOTE: this replaces grpc_health.v1.health.HealthServicer, which deadlocks in
+    grpcio-health-checking 1.85: its set() holds a lock while each send waits for
+    the server's completion-queue thread, and that thread takes the same lock when a
+    Watch stream closes. Here no lock is held while sending.
     """
 
     def __init__(self, max_watch_streams: int) -> None:
-        super().__init__(experimental_non_blocking=True)
         self._max_watch_streams = max_watch_streams
-        self._watch_lock = threading.Lock()
-        self._open_watch_streams = 0
+        # Guards the fields below and those of each _WatchStream. It is never held
+        # while sending, because the completion-queue thread takes it to remove a
+        # closed stream.
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._statuses: dict[str, int] = {}
+        self._frozen = False
+        self._streams: set[_WatchStream] = set()
+        self._send_queue: collections.deque[_WatchStream] = collections.deque()
+        # The stream whose send is in progress and the time.monotonic() it started.
+        self._sending: tuple[_WatchStream, float] | None = None
+        self._sender_stopping = False
+        self._sender: threading.Thread | None = None
         self._rejected_watch_calls = 0
         self._at_watch_limit = False
 
-    @property
-    def open_watch_streams(self) -> int:
-        with self._watch_lock:
-            return self._open_watch_streams
+    def Check(  # noqa: N802 (the name is fixed by the generated servicer)
+        self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        with self._lock:
+            status = self._statuses.get(request.service)
+        if status is None:
+            context.set_code(grpc.StatusCode.NOT_FOUND)
+            context.set_details(f"unknown service {request.service!r}")
+            return health_pb2.HealthCheckResponse()
+        return health_pb2.HealthCheckResponse(status=status)
 
+    @_non_blocking
     def Watch(  # noqa: N802 (the name is fixed by the generated servicer)
         self,
         request: health_pb2.HealthCheckRequest,
         context: grpc.ServicerContext,
-        send_response_callback: Callable[[Any], None] | None = None,
-    ) -> Any:
-        if not self._acquire_watch_slot():
+        send_response_callback: Callable[[health_pb2.HealthCheckResponse], None],
+    ) -> None:
+        stream = _WatchStream(request.service, context, send_response_callback)
+        if not self._add_stream(stream):
+            # abort() raises, which ends the call with this status.
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the health service already has {self._max_watch_streams} open Watch "
                 "streams; close unused streams or poll with Check",
             )
         # add_callback returns False when the call has already ended.
-        if not context.add_callback(self._release_watch_slot):
-            self._release_watch_slot()
-            return None
-        return super().Watch(request, context, send_response_callback)
+        if not context.add_callback(lambda: self._remove_stream(stream)):
+            self._remove_stream(stream)
 
-    def _acquire_watch_slot(self) -> bool:
-        with self._watch_lock:
-            if self._open_watch_streams < self._max_watch_streams:
-                self._open_watch_streams += 1
+    def set(self, service: str, status: int) -> None:
+        """Set the status of service and queue it for the streams that watch it.
+
+        Has no effect after enter_graceful_shutdown().
+        """
+        with self._lock:
+            if self._frozen:
+                return
+            self._statuses[service] = status
+            for stream in self._streams:
+                if stream.service == service:
+                    self._queue_locked(stream)
+
+    def enter_graceful_shutdown(self) -> None:
+        """Set every service NOT_SERVING for good and queue that for every stream."""
+        with self._lock:
+            if self._frozen:
+                return
+            self._frozen = True
+            for service in self._statuses:
+                self._statuses[service] = NOT_SERVING
+            for stream in self._streams:
+                self._queue_locked(stream)
+
+    def start_sender(self) -> None:
+        self._sender = threading.Thread(
+            target=self._run_sender, name="health-watch-sender", daemon=True
+        )
+        self._sender.start()
+
+    def stop_sender(self, timeout_s: float) -> None:
+        with self._lock:
+            self._sender_stopping = True
+            self._changed.notify_all()
+        if self._sender is not None:
+            self._sender.join(timeout=timeout_s)
+
+    def wait_until_sent(self, timeout_s: float) -> bool:
+        """Wait until every queued status was sent and return whether that happened in time."""
+        with self._lock:
+            return self._changed.wait_for(
+                lambda: not self._send_queue and self._sending is None, timeout=timeout_s
+            )
+
+    def cancel_stalled_send(self, max_wait_s: float) -> None:
+        """Cancel the Watch call whose send has waited for longer than max_wait_s.
+
+        A send waits while the client's HTTP/2 flow-control window is full, which
+        happens only when the client stops reading. Cancelling the call ends the
+        send, so the sender goes on with the other streams.
+        """
+        with self._lock:
+            if self._sending is None:
+                return
+            stream, started_at = self._sending
+        waited_s = time.monotonic() - started_at
+        if waited_s <= max_wait_s:
+            return
+        _LOGGER.warning(
+            "health_watch_stream_cancelled",
+            reason="client stopped reading",
+            service=stream.service,
+            peer=stream.context.peer(),
+            waited_s=round(waited_s, 3),
+        )
+        stream.context.cancel()
+
+    def _queue_locked(self, stream: _WatchStream) -> None:
+        if not stream.queued and not stream.closed:
+            stream.queued = True
+            self._send_queue.append(stream)
+            self._changed.notify_all()
+
+    def _run_sender(self) -> None:
+        while True:
+            with self._lock:
+                self._changed.wait_for(lambda: self._send_queue or self._sender_stopping)
+                if self._sender_stopping:
+                    return
+                stream = self._send_queue.popleft()
+                stream.queued = False
+                status = self._statuses.get(stream.service, SERVICE_UNKNOWN)
+                if stream.closed or status == stream.last_sent:
+                    self._changed.notify_all()
+                    continue
+                self._sending = (stream, time.monotonic())
+
+            # grpcio returns at once when the call has ended, and otherwise when the
+            # message was accepted by the transport. A status set meanwhile queues
+            # the stream again, so the newest status is always sent last.
+            stream.send_response(health_pb2.HealthCheckResponse(status=status))
+
+            with self._lock:
+                stream.last_sent = status
+                self._sending = None
+                self._changed.notify_all()
+
+    def _add_stream(self, stream: _WatchStream) -> bool:
+        with self._lock:
+            if len(self._streams) < self._max_watch_streams:
+                self._streams.add(stream)
+                self._queue_locked(stream)
                 self._at_watch_limit = False
                 return True
             self._rejected_watch_calls += 1
             rejected_total = self._rejected_watch_calls
             first_rejection_at_limit = not self._at_watch_limit
             self._at_watch_limit = True
-        # Logs once each time the limit is reached, not once per rejected call.
+        # Logged once each time the limit is reached, not once per rejected call.
         if first_rejection_at_limit:
             _LOGGER.warning(
                 "health_watch_limit_reached",
@@ -235,9 +395,10 @@ class _BoundedHealthServicer(health.HealthServicer):  # type: ignore[misc]
             )
         return False
 
-    def _release_watch_slot(self) -> None:
-        with self._watch_lock:
-            self._open_watch_streams -= 1
+    def _remove_stream(self, stream: _WatchStream) -> None:
+        with self._lock:
+            stream.closed = True
+            self._streams.discard(stream)
 
 
 def _ipv6_available() -> bool:
@@ -255,8 +416,9 @@ def _parse_host(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         return ipaddress.ip_address(host)
     except ValueError:
         raise HealthBindError(
-            f"invalid health service address {host!r}: expected an IPv4 or IPv6 address "
-            "such as :: (all interfaces), 127.0.0.1 or ::1, not a host name"
+            f"invalid health service address {host!r}: expected an IPv4 or IPv6 address, "
+            "not a host name; set HOST_AGENT_HEALTH_HOST or --health-host to an address "
+            "such as :: (every interface), 127.0.0.1 or ::1"
         ) from None
 
 
@@ -299,7 +461,8 @@ def _bind_failure_reason(
     if code in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
         return (
             "the address does not belong to this host",
-            "set the health service address to an address of this host, or :: for all",
+            "set HOST_AGENT_HEALTH_HOST or --health-host to an address of this host, "
+            "or to :: for every interface",
         )
     if code is not None:
         return (errno.errorcode.get(code, str(code)), "check the address and port")
@@ -341,7 +504,8 @@ class HealthServer:
             cycle_interval_s * _WATCHDOG_INTERVAL_FRACTION, _MAX_WATCHDOG_PERIOD_S
         )
 
-        self._servicer = _BoundedHealthServicer(max_watch_streams)
+        self._max_watch_streams = max_watch_streams
+        self._servicer = _HealthServicer(max_watch_streams)
         # Serializes status publication with begin_shutdown().
         self._publish_lock = threading.Lock()
         self._published = dict.fromkeys(SERVICES, NOT_SERVING)
@@ -379,7 +543,7 @@ class HealthServer:
         server = grpc.server(
             executor,
             options=_SERVER_OPTIONS,
-            maximum_concurrent_rpcs=_MAX_CONCURRENT_RPCS,
+            maximum_concurrent_rpcs=self._max_watch_streams + _CONCURRENT_CALL_MARGIN,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._servicer, server)
         try:
@@ -388,6 +552,7 @@ class HealthServer:
             server.stop(None)
             executor.shutdown(wait=False)
             raise
+        self._servicer.start_sender()
         server.start()
 
         self._server = server
@@ -416,9 +581,10 @@ class HealthServer:
         self._wake.set()
 
     def begin_shutdown(self) -> None:
-        """Set every service NOT_SERVING for good and send that to open Watch streams.
+        """Set every service NOT_SERVING for good, for Check at once.
 
-        Later events change no status. Calling it again has no effect.
+        The sender thread then sends NOT_SERVING to every open Watch stream. Later
+        events change no status. Calling it again has no effect.
         """
         with self._publish_lock:
             if self._shutting_down:
@@ -430,52 +596,54 @@ class HealthServer:
         _LOGGER.info("health_shutdown_started")
 
     def stop(self, grace_s: float = 1.0) -> None:
-        """Set every service NOT_SERVING, then stop the server and the watchdog.
+        """Set every service NOT_SERVING, then stop the server and the threads.
 
-        Calls in progress get up to grace_s seconds to finish. Open Watch streams
-        never finish on their own, so when any is open, stop() takes grace_s and
-        then cancels them.
+        Open Watch streams get up to grace_s seconds to receive NOT_SERVING, and
+        calls in progress get what remains of grace_s to finish. Watch streams never
+        finish on their own, so stop() cancels those still open when grace_s ends.
         """
+        deadline = time.monotonic() + grace_s
         self.begin_shutdown()
-        self._stopping.set()
-        self._wake.set()
+        self._servicer.wait_until_sent(grace_s)
         if self._server is not None:
-            self._server.stop(grace_s).wait()
+            self._server.stop(max(deadline - time.monotonic(), 0.0)).wait()
             self._server = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+        self._stopping.set()
+        self._wake.set()
+        self._servicer.stop_sender(timeout_s=_THREAD_JOIN_TIMEOUT_S)
         if self._watchdog is not None:
-            self._watchdog.join(timeout=grace_s + 1.0)
+            self._watchdog.join(timeout=_THREAD_JOIN_TIMEOUT_S)
             self._watchdog = None
             _LOGGER.info("health_server_stopped", address=self._bound_target, port=self._bound_port)
 
     def _bind(self, server: grpc.Server) -> tuple[str, int]:
-        """Add the listening port to the server and return the bound target and port."""
+        """Add the listening port to the server and return the bound address and port."""
         if not 0 <= self._requested_port <= 65535:
             raise HealthBindError(
                 f"invalid health service port {self._requested_port}: expected 0 to 65535; "
                 "set HOST_AGENT_HEALTH_PORT or --health-port to a free port"
             )
         address = _parse_host(self._host)
-        candidates = [address]
-        if self._host == _WILDCARD_HOST and not _ipv6_available():
-            # gRPC may fall back to IPv4 on its own. This covers hosts where the IPv6
-            # wildcard bind fails outright.
-            candidates.append(ipaddress.ip_address(_IPV4_WILDCARD_HOST))
-
-        for candidate in candidates:
-            target = _format_target(candidate, self._requested_port)
-            try:
-                port = int(server.add_insecure_port(target))
-            except RuntimeError:
-                port = 0
-            if port != 0:
-                return target, port
+        if address == ipaddress.ip_address(_WILDCARD_HOST) and not _ipv6_available():
+            address = ipaddress.ip_address(_IPV4_WILDCARD_HOST)
 
         target = _format_target(address, self._requested_port)
-        reason, action = _bind_failure_reason(candidates[-1], self._requested_port)
-        raise HealthBindError(f"cannot listen on {target} for the health service: {reason}; {action}")
+        try:
+            port = int(server.add_insecure_port(target))
+        except RuntimeError:
+            # grpcio 1.85 raises RuntimeError when gRPC core returns port 0, and
+            # gives no reason, which _bind_failure_reason() finds out.
+            port = 0
+        if port == 0:
+            reason, action = _bind_failure_reason(address, self._requested_port)
+            raise HealthBindError(
+                f"cannot listen on {target} for the health service: {reason}; {action}"
+            )
+        return _format_target(address, port), port
 
     def _run_watchdog(self) -> None:
         while True:
@@ -483,6 +651,7 @@ class HealthServer:
             if self._stopping.is_set():
                 return
             try:
+                self._servicer.cancel_stalled_send(_MAX_SEND_WAIT_S)
                 delay_s = self._publish_statuses()
             except Exception:
                 # A watchdog that died silently would freeze the statuses, so fail
@@ -519,7 +688,5 @@ class HealthServer:
         if self._published[service] == status:
             return False
         self._published[service] = status
-        _LOGGER.info(
-            "health_status_changed", service=service, status=status_name(status), **fields
-        )
+        _LOGGER.info("health_status_changed", service=service, status=status_name(status), **fields)
         return True
