@@ -170,10 +170,17 @@ def test_sigterm_turns_every_service_not_serving(tmp_path: Path) -> None:
         agent.wait_for_event("stop_requested", timeout=5)
         statuses = {}
         for service in ("", "liveness", "readiness"):
-            try:
-                statuses[service] = check(agent.health_port, service)
-            except grpc.RpcError:
-                statuses[service] = "stopped"
+            # The signal handler only sets a flag; the main thread turns the
+            # services NOT_SERVING a moment later, then stops the server.
+            deadline = time.monotonic() + 1
+            while True:
+                try:
+                    statuses[service] = check(agent.health_port, service)
+                except grpc.RpcError:
+                    statuses[service] = "stopped"
+                if statuses[service] != SERVING or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
         watcher.join(10)
         status, seconds = agent.stop()
     assert received[-1] == NOT_SERVING
