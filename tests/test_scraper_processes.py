@@ -13,7 +13,7 @@ from otel_collector.scrapers import processes, system
 
 
 def test_state_letter_after_command_with_spaces() -> None:
-    assert processes.state_letter("42 (my (odd) cmd) Z 1 2 3") == "Z"
+    assert processes.state_letter(b"42 (my (odd) cmd) Z 1 2 3") == "Z"
 
 
 def test_counts_map_kernel_states() -> None:
@@ -28,7 +28,7 @@ def test_zombie_counted_as_defunct() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        with open(f"/proc/{child.pid}/stat") as file:
+        with open(f"/proc/{child.pid}/stat", "rb") as file:
             if processes.state_letter(file.read()) == "Z":
                 break
         time.sleep(0.02)

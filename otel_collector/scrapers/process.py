@@ -27,6 +27,7 @@ import psutil
 import structlog
 
 from otel_collector.scrapers.base import Point, Reading, Scraper
+from otel_collector.scrapers.processes import read_small_file
 
 _log = structlog.get_logger(__name__)
 
@@ -136,12 +137,12 @@ class ProcessScraper(Scraper):
     def _read_stats(self) -> list[ProcStat]:
         procfs = self.host.procfs
         stats = []
-        for entry in os.scandir(procfs):
-            if not entry.name.isdigit():
+        for name in os.listdir(procfs):
+            if not name.isdigit():
                 continue
             try:
-                with open(f"{procfs}/{entry.name}/stat", "rb") as file:
-                    stats.append(parse_stat(file.read().decode("utf-8", "replace")))
+                stat = read_small_file(f"{procfs}/{name}/stat")
+                stats.append(parse_stat(stat.decode("utf-8", "replace")))
             except (OSError, ValueError, IndexError):
                 continue  # the process exited between the listing and the read
         return stats
