@@ -8,6 +8,7 @@ service reports SERVING as soon as the agent has read the host once.
 from __future__ import annotations
 
 from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
     MeterProvider,
     ObservableCounter,
     ObservableGauge,
@@ -49,6 +50,8 @@ def start(
     )
     provider = MeterProvider(
         metric_readers=[reader],
+        # Exemplars link measurements to traces; observations of the host have none.
+        exemplar_filter=AlwaysOffExemplarFilter(),
         resource=resource.build(
             host,
             config.service_name,

@@ -71,10 +71,17 @@ class SeriesPruner:
             points = reading.get(instrument.name)
             if points is None:
                 continue
-            live = {self._hash(dict(point.attributes)) for point in points}
+            live: set[Any] | None = None
             for match in view_matches:
                 with match._lock:
                     aggregations = match._attributes_aggregation
+                    # Every point of this cycle has an aggregation, so as many
+                    # aggregations as points means none is stale: the common
+                    # case costs no hashing.
+                    if len(aggregations) <= len(points):
+                        continue
+                    if live is None:
+                        live = {self._hash(dict(point.attributes)) for point in points}
                     stale = [key for key in aggregations if key not in live]
                     for key in stale:
                         del aggregations[key]
