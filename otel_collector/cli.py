@@ -2,6 +2,11 @@
 
 ``healthcheck`` runs every few seconds inside the container, so it is
 dispatched before anything heavy is imported.
+
+While the agent runs, stdout carries JSON lines only: the log, and the
+metrics with OTEL_METRICS_EXPORTER=console. gRPC's C core writes its own
+log lines to stderr, by default only its errors: GRPC_VERBOSITY is set to
+ERROR unless the environment sets it, before grpc is first imported.
 """
 
 from __future__ import annotations
@@ -11,16 +16,31 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from otel_collector import __version__, defaults
 
+if TYPE_CHECKING:
+    from otel_collector.config import Config
+
 EXIT_INVALID_CONFIG = 2
+GRPC_VERBOSITY_DEFAULT = "ERROR"
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line and exit status 2, like invalid settings."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            EXIT_INVALID_CONFIG,
+            f"{self.prog}: invalid command line: {message}; run {self.prog} --help for usage\n",
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
     from otel_collector import config
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog=defaults.EXECUTABLE,
         description="Host-metrics agent: reads this host with psutil and exports "
         "OpenTelemetry metrics over OTLP/gRPC.",
@@ -34,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script and of ``python -m otel_collector``."""
+    os.environ.setdefault("GRPC_VERBOSITY", GRPC_VERBOSITY_DEFAULT)
     args = list(sys.argv[1:] if argv is None else argv)
     command = "run"
     if args and args[0] in ("run", "config", "healthcheck"):
@@ -58,7 +79,29 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from otel_collector import logs
 
-    logs.configure(resolved.log_level, resolved.log_format)
+    logs.configure(resolved.log_level, resolved.log_format, secrets=_secret_values(resolved))
+    _warn_about_grpc_trace(resolved)
     from otel_collector import agent
 
     sys.exit(agent.run(resolved))
+
+
+def _secret_values(resolved: Config) -> list[str]:
+    """Return the header values as sent and as written in the setting (percent-encoded)."""
+    values = [value for _key, value in resolved.headers]
+    raw = resolved.sources["headers"].value
+    values += [member.partition("=")[2].strip() for member in raw.split(",")]
+    return values
+
+
+def _warn_about_grpc_trace(resolved: Config) -> None:
+    """Warn that gRPC's C-core tracing can print header values, which no log scrubbing reaches."""
+    if resolved.headers and os.environ.get("GRPC_TRACE"):
+        import structlog
+
+        structlog.get_logger(__name__).warning(
+            "grpc_trace_may_print_headers",
+            detail="GRPC_TRACE is set: gRPC's C core may write request headers, including "
+            "the values of OTEL_EXPORTER_OTLP_HEADERS, to stderr. Unset GRPC_TRACE "
+            "outside debugging sessions",
+        )

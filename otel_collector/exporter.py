@@ -1,23 +1,38 @@
 """Export: the OTLP/gRPC exporter, split to the gateway's size limit, and the reader.
 
 The SDK's OTLPMetricExporter retries retryable status codes with backoff
-inside its timeout; this module adds what a host agent needs on top: no
-request above the gateway's message size limit, outcomes reported to the
-health service and the agent's own metrics, and a collection cycle that runs
-the scrapers right before the SDK calls the observable callbacks.
+inside its timeout. This module adds what a host agent needs on top:
+
+- no request above the gateway's message size limit, and one deadline for
+  all the requests of an export;
+- outcomes reported to the health service and the agent's own metrics;
+- a collection cycle that runs the scrapers right before the SDK calls the
+  observable callbacks;
+- cycles on a fixed schedule that a slow gateway cannot delay;
+- a final export that fits the shutdown budget.
+
+NOTE: this overrides private parts of the OpenTelemetry SDK 1.45 that the
+lock files pin: the exporter's ``_export``, ``_timeout``, ``_client`` and
+``_shutdown_in_progress``, and the reader's ``_ticker`` and
+``_receive_metrics``. A new SDK version needs the fault tests run again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
+import structlog
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.sdk.metrics import (
     Counter,
     Histogram,
+    MetricsTimeoutError,
     ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
@@ -33,6 +48,17 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from otel_collector.config import Config
+
+_logger = structlog.get_logger(__name__)
+
+# Kept from the shutdown budget for closing the exporter after the final export.
+_SHUTDOWN_RESERVE_MS = 100.0
+# The SDK drops a whole cycle when its observable callbacks run past this.
+# They only hand over points the scrapers have already read, so nothing in
+# them can block. The time goes to the SDK's own aggregation, which took 3 to
+# 6 s for 60,000 points on a two-core test machine, and a cycle that big must
+# still be exported.
+_SDK_COLLECT_TIMEOUT_MS = 120_000.0
 
 ResultCallback = Callable[[bool, int], None]
 
@@ -60,55 +86,197 @@ _TEMPORALITY: dict[str, dict[type, AggregationTemporality]] = {
 }
 
 
-def count_points(data: MetricsData) -> int:
+# Bytes that a tag and a length prefix can add around one nested message: a
+# one-byte tag, because every field number involved is below 16, and a varint
+# length of at most five bytes for messages below 4 GiB.
+_FRAME_BYTES = 6
+
+ExportRequest = metrics_service_pb2.ExportMetricsServiceRequest
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedPart:
+    """One encoded export request and the number of data points it carries."""
+
+    request: ExportRequest
+    points: int
+
+
+def _without(message: Any, field: str) -> Any:
+    """Return a copy of a protobuf message with one repeated field emptied."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    copy.ClearField(field)
+    return copy
+
+
+def _count_request_points(request: ExportRequest) -> int:
     return sum(
-        len(metric.data.data_points)
-        for resource_metrics in data.resource_metrics
+        len(getattr(metric, metric.WhichOneof("data")).data_points)
+        for resource_metrics in request.resource_metrics
         for scope_metrics in resource_metrics.scope_metrics
         for metric in scope_metrics.metrics
+        if metric.WhichOneof("data") is not None
     )
 
 
-def split_in_half(data: MetricsData) -> tuple[MetricsData, MetricsData]:
-    """Split the data points into two requests of about equal point count.
+class _PartBuilder:
+    """Fills requests with data points up to a byte limit.
 
-    Resource, scope and metric descriptions are repeated in both halves, as
-    a gateway expects of every request.
+    Each request repeats the resource, scope and metric descriptions of the
+    points it carries, as a gateway expects of every request. Sizes are
+    counted from each point's encoded size plus the most its framing can
+    add, so a part may come out a little smaller than the limit, never larger.
     """
-    half = count_points(data) // 2
-    first: list[Any] = []
-    second: list[Any] = []
-    seen = 0
-    for resource_metrics in data.resource_metrics:
-        scopes_first, scopes_second = [], []
-        for scope_metrics in resource_metrics.scope_metrics:
-            metrics_first: list[Any] = []
-            metrics_second: list[Any] = []
-            for metric in scope_metrics.metrics:
-                points = list(metric.data.data_points)
-                cut = max(0, min(len(points), half - seen))
-                seen += len(points)
-                for target, part in ((metrics_first, points[:cut]), (metrics_second, points[cut:])):
-                    if part:
-                        body = dataclasses.replace(metric.data, data_points=part)  # type: ignore[arg-type]
-                        target.append(dataclasses.replace(metric, data=body))
-            if metrics_first:
-                scopes_first.append(dataclasses.replace(scope_metrics, metrics=metrics_first))
-            if metrics_second:
-                scopes_second.append(dataclasses.replace(scope_metrics, metrics=metrics_second))
-        if scopes_first:
-            first.append(dataclasses.replace(resource_metrics, scope_metrics=scopes_first))
-        if scopes_second:
-            second.append(dataclasses.replace(resource_metrics, scope_metrics=scopes_second))
-    return MetricsData(resource_metrics=first), MetricsData(resource_metrics=second)
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self.parts: list[EncodedPart] = []
+        self._start_part()
+
+    def _start_part(self) -> None:
+        self._request = ExportRequest()
+        self._size = 0
+        self._points = 0
+        self._resource: Any = None
+        self._scope: Any = None
+        self._metric_points: Any = None
+
+    def finish(self) -> list[EncodedPart]:
+        if self._points:
+            self.parts.append(EncodedPart(self._request, self._points))
+            self._start_part()
+        return self.parts
+
+    def add_request(self, request: ExportRequest) -> None:
+        for resource_metrics in request.resource_metrics:
+            resource_head = _without(resource_metrics, "scope_metrics")
+            self._resource = None
+            for scope_metrics in resource_metrics.scope_metrics:
+                scope_head = _without(scope_metrics, "metrics")
+                self._scope = None
+                for metric in scope_metrics.metrics:
+                    self._add_metric(resource_head, scope_head, metric)
+
+    def _add_metric(self, resource_head: Any, scope_head: Any, metric: Any) -> None:
+        kind = metric.WhichOneof("data")
+        if kind is None:
+            return
+        metric_head = type(metric)()
+        metric_head.CopyFrom(metric)
+        getattr(metric_head, kind).ClearField("data_points")
+        heads = (
+            (resource_head.ByteSize() + _FRAME_BYTES),
+            (scope_head.ByteSize() + _FRAME_BYTES),
+            (metric_head.ByteSize() + 2 * _FRAME_BYTES),
+        )
+        self._metric_points = None
+        for point in getattr(metric, kind).data_points:
+            cost = point.ByteSize() + _FRAME_BYTES + self._missing_heads(heads)
+            if self._points and self._size + cost > self._max_bytes:
+                # NOTE: a single point larger than the limit still gets a part
+                # of its own. The gateway rejects it, and the failure is logged
+                # and counted.
+                self.finish()
+                cost = point.ByteSize() + _FRAME_BYTES + sum(heads)
+            if self._resource is None:
+                self._resource = self._request.resource_metrics.add()
+                self._resource.CopyFrom(resource_head)
+            if self._scope is None:
+                self._scope = self._resource.scope_metrics.add()
+                self._scope.CopyFrom(scope_head)
+            if self._metric_points is None:
+                added = self._scope.metrics.add()
+                added.CopyFrom(metric_head)
+                self._metric_points = getattr(added, kind).data_points
+            self._metric_points.append(point)
+            self._size += cost
+            self._points += 1
+
+    def _missing_heads(self, heads: tuple[int, int, int]) -> int:
+        """Bytes of the descriptions the current part still lacks for the next point."""
+        resource, scope, metric = heads
+        missing = 0
+        if self._resource is None:
+            missing += resource
+        if self._scope is None:
+            missing += scope
+        if self._metric_points is None:
+            missing += metric
+        return missing
+
+
+def split_request(request: ExportRequest, max_bytes: int) -> list[EncodedPart]:
+    """Split an encoded export request into requests of at most ``max_bytes`` each.
+
+    The request is encoded once by the caller; splitting copies data points
+    into new requests without encoding anything again.
+    """
+    if request.ByteSize() <= max_bytes:
+        return [EncodedPart(request, _count_request_points(request))]
+    builder = _PartBuilder(max_bytes)
+    builder.add_request(request)
+    return builder.finish()
+
+
+class _ExportCancelledError(grpc.RpcError):  # type: ignore[misc]
+    """The RpcError an export call raises when the agent cancels it to stop in time.
+
+    It offers what the SDK's retry loop reads from an RpcError.
+    """
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.CANCELLED
+
+    def details(self) -> str:
+        return "the agent cancelled the export to stop within HOST_AGENT_SHUTDOWN_TIMEOUT"
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
+class _CancellableStub:
+    """MetricsServiceStub stand-in whose Export call another thread can cancel.
+
+    The SDK calls ``Export`` and blocks until the gateway responds or the
+    deadline passes. This runs the same call as a future, so that a stop
+    request can end it early.
+    """
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+        self._lock = threading.Lock()
+        self._call: grpc.Future | None = None
+
+    def Export(  # noqa: N802 - the name of the gRPC method
+        self, request: metrics_service_pb2.ExportMetricsServiceRequest, **kwargs: Any
+    ) -> Any:
+        call = self._stub.Export.future(request, **kwargs)
+        with self._lock:
+            self._call = call
+        try:
+            return call.result()
+        except grpc.FutureCancelledError:
+            raise _ExportCancelledError from None
+        finally:
+            with self._lock:
+                self._call = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            call = self._call
+        if call is not None:
+            call.cancel()
 
 
 class SizeLimitedOtlpExporter(OTLPMetricExporter):
     """OTLPMetricExporter that keeps every request under ``max_request_bytes``.
 
-    Each export is encoded once; when the request is too large its points
-    are halved until every part fits. The encoded request is kept for the
-    SDK's send path, so nothing is encoded twice.
+    Each export is encoded once and, when the request is too large, split
+    into parts that fit; the SDK's send path receives the encoded parts. All
+    the parts of one export, retries included, share one deadline: the
+    timeout given at construction or the one ``export`` is called with,
+    whichever is shorter.
     """
 
     def __init__(
@@ -117,38 +285,83 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
         super().__init__(**kwargs)
         self._max_request_bytes = max_request_bytes
         self._on_result = on_result
-        self._encoded: tuple[int, Any] | None = None
+        # The SDK's _export reads self._timeout as the deadline of one request;
+        # export() sets it to what is left of the whole export's deadline.
+        self._request_timeout_s: float = self._timeout
+        self._state_lock = threading.Lock()
+        self._exports_started = 0
+        self._export_running = False
         self.requests_sent = 0
 
-    def _translate_data(self, data: MetricsData) -> Any:
-        if self._encoded is not None and self._encoded[0] == id(data):
-            return self._encoded[1]
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
+        self._client = _CancellableStub(self._client)  # type: ignore[assignment]
+
+    def _translate_data(self, data: MetricsData | EncodedPart) -> Any:
+        if isinstance(data, EncodedPart):
+            return data.request
         return super()._translate_data(data)
 
-    def _parts(self, data: MetricsData) -> Iterator[MetricsData]:
-        request = super()._translate_data(data)
-        if request.ByteSize() <= self._max_request_bytes or count_points(data) <= 1:
-            # NOTE: a single point larger than the limit is sent as it is;
-            # the gateway rejects it and the failure is logged and counted.
-            self._encoded = (id(data), request)
-            yield data
-            return
-        for half in split_in_half(data):
-            yield from self._parts(half)
+    def _count_data(self, data: MetricsData | EncodedPart) -> int:
+        if isinstance(data, EncodedPart):
+            return data.points
+        return int(super()._count_data(data))
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        deadline = time.monotonic() + min(self._request_timeout_s, timeout_millis / 1e3)
+        with self._state_lock:
+            self._exports_started += 1
+            self._export_running = True
+        try:
+            return self._export_parts(metrics_data, deadline)
+        finally:
+            with self._state_lock:
+                self._export_running = False
+
+    def _export_parts(self, metrics_data: MetricsData, deadline: float) -> MetricExportResult:
         outcome = MetricExportResult.SUCCESS
-        for part in self._parts(metrics_data):
-            result = self._export(data=part)
-            self._encoded = None
-            self.requests_sent += 1
+        request = super()._translate_data(metrics_data)
+        for part in split_request(request, self._max_request_bytes):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # Out of time: the parts left are not sent, and count as failed.
+                result = MetricExportResult.FAILURE
+            else:
+                self._timeout = remaining
+                result = self._export(data=part)  # type: ignore[arg-type]
+                self.requests_sent += 1
             success = result is MetricExportResult.SUCCESS
-            self._on_result(success, count_points(part))
+            self._on_result(success, part.points)
             if not success:
                 outcome = MetricExportResult.FAILURE
         return outcome
+
+    def cancel_running_export(self, after_s: float) -> None:
+        """End the export running now, if it is still running after ``after_s`` seconds.
+
+        The export is cancelled and the SDK's retry loop stops at once; the
+        exports that follow get one attempt each, without retries.
+        """
+        with self._state_lock:
+            if not self._export_running:
+                return
+            running = self._exports_started
+
+        def cancel() -> None:
+            # Under the lock, so that the export that follows is never the one cancelled.
+            with self._state_lock:
+                if not self._export_running or self._exports_started != running:
+                    return
+                self._shutdown_in_progress.set()
+                client = self._client
+                if isinstance(client, _CancellableStub):
+                    client.cancel()
+
+        timer = threading.Timer(after_s, cancel)
+        timer.daemon = True
+        timer.start()
 
 
 class DiscardingExporter(MetricExporter):
@@ -172,18 +385,101 @@ class CollectingReader(PeriodicExportingMetricReader):
     ``collect`` is where every collection passes: the periodic tick, a
     force flush and the last collection on shutdown. The SDK marks it final
     for typing, but it is the one hook that sees every cycle.
+
+    Cycles start on a fixed schedule, one per export interval, and each
+    cycle's export must end before the next cycle starts, so a gateway that
+    does not answer never delays or skips a cycle. The SDK's own schedule
+    waits one interval after each export ends instead. A cycle whose scrape
+    and collection leave its export less than half the timeout may end late;
+    the next cycle then starts at once, and slots that passed entirely are
+    skipped.
     """
+
+    # The minimum share of a cycle's timeout left for the export when the
+    # scrapers took the rest. A slow scrape makes the cycle end late instead
+    # of leaving the export no time at all.
+    _MIN_EXPORT_SHARE = 0.5
+    # The share of the shutdown budget that an export running at SIGTERM may
+    # still use before it is cancelled; the final export gets the rest.
+    _RUNNING_EXPORT_SHARE = 0.5
 
     def __init__(self, exporter: MetricExporter, *, before_collect: Callable[[], None],
                  **kwargs: Any) -> None:
         self._before_collect = before_collect
         self.after_collect: Callable[[], None] = lambda: None
+        self._final_deadline: float | None = None
+        self._cycle_deadline = 0.0
+        self._min_export_ms = 0.0
+        self._overrun_logged = False
         super().__init__(exporter, **kwargs)
 
     def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[misc]
+        """Run a collection cycle, then collect and export, all within ``timeout_millis``."""
+        self._cycle_deadline = time.monotonic() + timeout_millis / 1e3
+        self._min_export_ms = timeout_millis * self._MIN_EXPORT_SHARE
         self._before_collect()
-        super().collect(timeout_millis=timeout_millis)
+        super().collect(timeout_millis=_SDK_COLLECT_TIMEOUT_MS)
         self.after_collect()
+
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
+        """Export with what the cycle's scrape and the SDK's collection left of the timeout."""
+        left_ms = (self._cycle_deadline - time.monotonic()) * 1e3
+        export_ms = max(left_ms, self._min_export_ms)
+        super()._receive_metrics(metrics_data, timeout_millis=export_ms, **kwargs)
+
+    def _ticker(self) -> None:
+        interval_s = self._export_interval_millis / 1e3
+        next_tick = time.monotonic() + interval_s
+        while not self._shutdown_event.wait(max(0.0, next_tick - time.monotonic())):
+            slot_end = next_tick + interval_s
+            timeout_ms = min(self._export_timeout_millis, (slot_end - time.monotonic()) * 1e3)
+            self._collect_logging_timeout(timeout_ms)
+            next_tick = slot_end
+            # A cycle that ended a little late starts the next one at once, on
+            # the same schedule; only slots that passed entirely are skipped.
+            skipped = 0
+            while next_tick + interval_s <= time.monotonic():
+                next_tick += interval_s
+                skipped += 1
+            if skipped and not self._overrun_logged:
+                # Logged once: a host that is too big for the interval stays so.
+                self._overrun_logged = True
+                _logger.warning(
+                    "collection_cycle_overran", interval_ms=self._export_interval_millis,
+                    skipped_cycles=skipped,
+                    detail="a collection and export took longer than the export interval; "
+                    "the cycles it ran into are skipped. Raise OTEL_METRIC_EXPORT_INTERVAL",
+                )
+        self._collect_logging_timeout(self._final_timeout_ms())
+
+    def _collect_logging_timeout(self, timeout_ms: float) -> None:
+        try:
+            self.collect(timeout_millis=timeout_ms)
+        except MetricsTimeoutError:
+            _logger.warning("metrics_collection_timed_out", timeout_ms=round(timeout_ms))
+
+    def _final_timeout_ms(self) -> float:
+        """Time for the last collection: the export timeout, cut to what the shutdown leaves."""
+        timeout_ms = float(self._export_timeout_millis)
+        if self._final_deadline is not None:
+            left_ms = (self._final_deadline - time.monotonic()) * 1e3
+            timeout_ms = min(timeout_ms, max(left_ms - _SHUTDOWN_RESERVE_MS, 1.0))
+        return timeout_ms
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Stop the schedule, run the final collection and export, and close the exporter.
+
+        An export that is running when the shutdown starts may use part of
+        ``timeout_millis``, and is cancelled after that. The final export,
+        which carries the newest values, then always gets its turn.
+        """
+        budget_s = timeout_millis / 1e3
+        self._final_deadline = time.monotonic() + budget_s
+        if isinstance(self._exporter, SizeLimitedOtlpExporter):
+            self._exporter.cancel_running_export(after_s=budget_s * self._RUNNING_EXPORT_SHARE)
+        super().shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 def _credentials(config: Config) -> grpc.ChannelCredentials:

@@ -4,24 +4,59 @@ structlog renders the agent's events; the standard library's records (the
 OpenTelemetry SDK, grpc) pass through the same renderer with their messages
 formatted. A record that repeats within ``REPEAT_WINDOW_S`` is dropped and
 counted, and the next one that passes carries the count, so that an outage
-logs a line per window, not per cycle.
+logs a line per window, not per cycle. Records repeat when their messages
+are equal once numbers are masked: the SDK's retry warning names a new
+backoff each time, but a different status code is a different message.
+
+Secret values (the OTLP header values) are replaced in every line, whatever
+logged them: a gateway may echo an API key in its error details, which the
+SDK then logs. Tracebacks carry no local variables, which could hold them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
+from collections.abc import Iterable
+from types import TracebackType
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict
 
 REPEAT_WINDOW_S = 600.0
 
+# structlog's dict_tracebacks shows each frame's local variables, and the
+# OTLP exporter's frames hold the request headers.
+_DICT_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    ExceptionDictTransformer(show_locals=False)
+)
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+REDACTED = "<redacted>"
+# Shorter values are not replaced: they would mask common words and numbers,
+# and a value that short protects nothing.
+MIN_SECRET_LENGTH = 4
+
+# The OTLP exporter module of the SDK, whose logger has a filter of its own.
+_SDK_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+
+
+def repeat_key(record: logging.LogRecord) -> tuple[str, int, str]:
+    """Identify a library record by logger, level and message with its numbers masked."""
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # arguments that do not fit the format
+        message = str(record.msg)
+    return record.name, record.levelno, _NUMBER.sub("#", message)
 
 
 class RepeatFilter(logging.Filter):
@@ -36,7 +71,7 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("otel_collector"):
             return True
-        key = (record.name, record.levelno, str(record.msg))
+        key = repeat_key(record)
         now = time.monotonic()
         with self._lock:
             first_seen, suppressed = self._seen.get(key, (0.0, 0))
@@ -58,6 +93,35 @@ def _add_repeat_count(_logger: Any, _name: str, event: EventDict) -> EventDict:
     return event
 
 
+class SecretScrubber:
+    """Replace secret values in every string of an event, nested ones included."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so that a secret containing another is replaced whole.
+        self._secrets = sorted(
+            {secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH},
+            key=len, reverse=True,
+        )
+
+    def __call__(self, _logger: Any, _name: str, event: EventDict) -> EventDict:
+        if not self._secrets:
+            return event
+        scrubbed: EventDict = self._scrub(event)
+        return scrubbed
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {self._scrub(key): self._scrub(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._scrub(item) for item in value)
+        return value
+
+
 def _rename_library_event(_logger: Any, _name: str, event: EventDict) -> EventDict:
     """Give stdlib records a stable event name and keep their text as ``message``."""
     record = event.get("_record")
@@ -67,8 +131,11 @@ def _rename_library_event(_logger: Any, _name: str, event: EventDict) -> EventDi
     return event
 
 
-def configure(level: str = "info", log_format: str = "auto") -> None:
-    """Route structlog and the standard library to one renderer on stdout."""
+def configure(level: str = "info", log_format: str = "auto", secrets: Iterable[str] = ()) -> None:
+    """Route structlog and the standard library to one renderer on stdout.
+
+    Every occurrence of a value in ``secrets`` is replaced in every line.
+    """
     console = log_format == "console" or (log_format == "auto" and sys.stdout.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
@@ -96,7 +163,8 @@ def configure(level: str = "info", log_format: str = "auto") -> None:
             _rename_library_event,
             _add_repeat_count,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.dict_tracebacks if not console else _identity,
+            _DICT_TRACEBACKS if not console else _identity,
+            SecretScrubber(secrets),
             renderer,
         ],
     )
@@ -108,6 +176,46 @@ def configure(level: str = "info", log_format: str = "auto") -> None:
     root.setLevel(_LEVELS[level])
     # grpc's Python logger is chatty at debug about channel state.
     logging.getLogger("grpc").setLevel(max(_LEVELS[level], logging.INFO))
+    _drop_sdk_duplicate_filter()
+    sys.excepthook = _log_unhandled_exception
+    threading.excepthook = _log_thread_exception
+
+
+def _log_unhandled_exception(
+    exc_type: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    """Log an exception that ends the program as one JSON line, in place of a bare traceback."""
+    structlog.get_logger("otel_collector").critical(
+        "unhandled_exception", exc_info=(exc_type, error, traceback)
+    )
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """Log an exception that ends a thread as one JSON line, in place of a bare traceback."""
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    structlog.get_logger("otel_collector").error(
+        "thread_failed",
+        thread=args.thread.name if args.thread is not None else None,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
+
+
+def _drop_sdk_duplicate_filter() -> None:
+    """Remove the DuplicateFilter that the SDK (1.45) puts on its OTLP exporter's logger.
+
+    That filter drops a record whose format string equals the previous
+    record's within the same 20 s, so after an UNAVAILABLE failure it hides
+    an INVALID_ARGUMENT failure, which has the same format string.
+    RepeatFilter covers repeats by the formatted message instead.
+    """
+    import importlib
+
+    importlib.import_module(_SDK_EXPORTER_LOGGER)
+    sdk_logger = logging.getLogger(_SDK_EXPORTER_LOGGER)
+    for existing in list(sdk_logger.filters):
+        if type(existing).__name__ == "DuplicateFilter":
+            sdk_logger.removeFilter(existing)
 
 
 def _identity(_logger: Any, _name: str, event: EventDict) -> EventDict:
