@@ -14,6 +14,7 @@ This module imports only the standard library, so the health probe and
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import urllib.parse
@@ -79,11 +80,30 @@ class Setting:
     secret: bool = False
 
 
+# The largest time setting: a week. Far above any sensible interval or
+# timeout, and far below the limit of the threading module's waits.
+MAX_MS = 7 * 24 * 3600 * 1000
+
+
 def _positive_ms(text: str) -> int:
     value = int(text)
-    if value <= 0:
+    if not 0 < value <= MAX_MS:
         raise ValueError
     return value
+
+
+def _bounded(maximum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not 0 < value <= maximum:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _ip_address(text: str) -> str:
+    return str(ipaddress.ip_address(text.strip()))
 
 
 def _count(text: str) -> int:
@@ -136,11 +156,23 @@ def _patterns(text: str) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(part) for part in _names(text))
 
 
+_HOST_NAME = re.compile(r"(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.?)+")
+
+
 def _endpoint(text: str) -> str:
     parsed = urllib.parse.urlparse(text.strip())
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError
-    _ = parsed.port  # raises ValueError for a port out of range
+    # A password in the URL would be repeated in every export error.
+    if parsed.username is not None or parsed.password is not None:
+        raise ValueError
+    if parsed.port == 0:  # parsed.port also raises ValueError for a port out of range
+        raise ValueError
+    try:
+        ipaddress.ip_address(parsed.hostname)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(parsed.hostname):
+            raise
     return text.strip()
 
 
@@ -152,9 +184,14 @@ def _headers(text: str) -> tuple[tuple[str, str], ...]:
             continue
         key, separator, value = member.partition("=")
         key = key.strip().lower()
-        if not separator or not re.fullmatch(r"[a-z0-9!#$%&'*+.^_`|~-]+", key):
+        # gRPC metadata keys: lowercase letters, digits, "_", "." and "-"; a
+        # "-bin" suffix would ask for binary values, which these are not.
+        if not separator or not re.fullmatch(r"[0-9a-z_.-]+", key) or key.endswith("-bin"):
             raise ValueError
-        headers.append((key, urllib.parse.unquote(value.strip())))
+        decoded = urllib.parse.unquote(value.strip())
+        if not all(" " <= char <= "~" for char in decoded):  # printable ASCII only
+            raise ValueError
+        headers.append((key, decoded))
     return tuple(headers)
 
 
@@ -166,7 +203,15 @@ def _resource_attributes(text: str) -> str:
 
 
 def _readable_file(text: str) -> str:
-    if text and not os.access(text, os.R_OK):
+    """Accept an empty value or a readable regular file that contains a PEM block."""
+    if not text:
+        return text
+    try:
+        with open(text, "rb") as file:
+            head = file.read(1 << 20)
+    except OSError:
+        raise ValueError from None
+    if b"-----BEGIN " not in head:
         raise ValueError
     return text
 
@@ -187,7 +232,7 @@ def _scrapers(text: str) -> tuple[str, ...]:
     return names
 
 
-_MS = "a positive integer of milliseconds"
+_MS = f"a positive integer of milliseconds, at most {MAX_MS} (7 days)"
 _REGEXES = "comma-separated regular expressions, matched against the whole name"
 
 SETTINGS: tuple[Setting, ...] = (
@@ -226,16 +271,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Send without TLS; unset, the endpoint's scheme decides (http: plain, https: TLS)."),
     Setting("certificate",
             ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
-            "--otlp-certificate", "", _readable_file, "a readable PEM file",
+            "--otlp-certificate", "", _readable_file, "a readable regular file with a PEM block",
             "CA certificates that verify the endpoint; the system's CAs when unset."),
     Setting("client_key",
             ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
-            "--otlp-client-key", "", _readable_file, "a readable PEM file",
+            "--otlp-client-key", "", _readable_file, "a readable regular file with a PEM block",
             "Private key for mutual TLS."),
     Setting("client_certificate",
             ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
              "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
-            "--otlp-client-certificate", "", _readable_file, "a readable PEM file",
+            "--otlp-client-certificate", "", _readable_file,
+            "a readable regular file with a PEM block",
             "Client certificate chain for mutual TLS."),
     Setting("temporality", ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",),
             "--temporality", "cumulative", _choice("cumulative", "delta", "lowmemory"),
@@ -317,7 +363,7 @@ SETTINGS: tuple[Setting, ...] = (
             "--process-command-line", "false", _bool, "true or false",
             "Process scraper: add process.command_line; command lines can carry secrets."),
     Setting("health_host", ("HOST_AGENT_HEALTH_HOST",), "--health-host", defaults.HEALTH_HOST,
-            str.strip, "an IP address, or :: for every interface",
+            _ip_address, "an IPv4 or IPv6 address, or :: for every interface",
             "Address of the gRPC health service."),
     Setting("health_port", ("HOST_AGENT_HEALTH_PORT",), "--health-port",
             str(defaults.HEALTH_PORT), _port, "an integer from 0 to 65535 (0 picks a free port)",
@@ -329,11 +375,11 @@ SETTINGS: tuple[Setting, ...] = (
             "4000", _positive_ms, _MS,
             "Maximum time of the final collection and export on SIGTERM, in milliseconds."),
     Setting("max_request_bytes", ("HOST_AGENT_EXPORT_MAX_REQUEST_BYTES",),
-            "--export-max-request-bytes", str(4 * 1024 * 1024), _positive_ms,
-            "a positive integer of bytes",
+            "--export-max-request-bytes", str(4 * 1024 * 1024), _bounded(1 << 30),
+            "a positive integer of bytes, at most 1073741824 (1 GiB)",
             "Largest export request; bigger exports are split. Gateways accept 4 MiB by default."),
     Setting("cardinality_limit", ("HOST_AGENT_CARDINALITY_LIMIT",), "--cardinality-limit",
-            "100000", _positive_ms, "a positive integer",
+            "100000", _bounded(10_000_000), "a positive integer, at most 10000000",
             "Most series per metric; further series are folded into one overflow series."),
 )
 

@@ -56,6 +56,7 @@ def start(
             host,
             config.service_name,
             service_name_is_set=not config.sources["service_name"].is_default,
+            resource_attributes=config.resource_attributes,
         ),
     )
     count = instruments.register(provider, collection, enabled)

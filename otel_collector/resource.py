@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import platform
 import socket
+import urllib.parse
 import uuid
 
-from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.resources import Resource
 
 from otel_collector import __version__
 from otel_collector.hostfs import HostRoot
@@ -72,16 +73,27 @@ def detect(host: HostRoot, service_name: str) -> dict[str, str]:
     return attributes
 
 
-def build(host: HostRoot, service_name: str, service_name_is_set: bool) -> Resource:
-    """Merge detected attributes with OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
+def parse_attributes(text: str) -> dict[str, str]:
+    """Parse OTEL_RESOURCE_ATTRIBUTES: comma-separated key=value pairs, values percent-encoded."""
+    attributes = {}
+    for member in text.split(","):
+        key, separator, value = member.partition("=")
+        if separator and key.strip():
+            attributes[key.strip()] = urllib.parse.unquote(value.strip())
+    return attributes
 
-    The environment wins over detection, as the SDK specification says;
-    OTELResourceDetector reads both variables, OTEL_SERVICE_NAME last. A
-    service name set by flag or variable wins over everything.
+
+def build(
+    host: HostRoot, service_name: str, service_name_is_set: bool, resource_attributes: str
+) -> Resource:
+    """Merge detected attributes with the resource attributes and the service name settings.
+
+    As the SDK specification says, OTEL_RESOURCE_ATTRIBUTES (or its flag)
+    wins over detection, and OTEL_SERVICE_NAME (or its flag) wins over both.
+    The values come from the resolved settings, so flags apply like variables.
     """
     sdk = {k: v for k, v in Resource.create().attributes.items() if k.startswith("telemetry.sdk.")}
-    resource = Resource({**sdk, **detect(host, service_name)})
-    resource = resource.merge(OTELResourceDetector().detect())
+    attributes = {**sdk, **detect(host, service_name), **parse_attributes(resource_attributes)}
     if service_name_is_set:
-        resource = resource.merge(Resource({"service.name": service_name}))
-    return resource
+        attributes["service.name"] = service_name
+    return Resource(attributes)

@@ -59,7 +59,16 @@ INVALID = [
     ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "gzip or none"),
     ("OTEL_EXPORTER_OTLP_TIMEOUT", "1.5", "positive integer of milliseconds"),
     ("OTEL_EXPORTER_OTLP_INSECURE", "sometimes", "true or false"),
-    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "readable PEM file"),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "readable regular file with a PEM block"),
+    ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/", "readable regular file with a PEM block"),
+    ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/hostname", "readable regular file with a PEM block"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://user:pw@gateway:4317", "scheme http or https"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://gateway:0", "scheme http or https"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://bad_host!:4317", "scheme http or https"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "key-bin=abc", "key=value pairs"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "key=a%0Ab", "key=value pairs"),
+    ("HOST_AGENT_HEALTH_HOST", "localhost", "IPv4 or IPv6 address"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "999999999999", "at most 604800000"),
     ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes", "cumulative, delta"),
     ("OTEL_RESOURCE_ATTRIBUTES", "novalue", "key=value pairs"),
     ("OTEL_SERVICE_NAME", "  ", "non-empty name"),
@@ -108,10 +117,9 @@ def test_invalid_value_names_setting(env: str, raw: str, accepted: str) -> None:
 def test_every_setting_has_invalid_case() -> None:
     """The table above covers every setting that can be invalid."""
     covered = {env for env, _, _ in INVALID}
-    free_text = {"health_host", "fs_devices_include", "fs_devices_exclude",
+    free_text = {"fs_devices_include", "fs_devices_exclude",
                  "fs_mountpoints_include", "fs_types_include", "fs_types_exclude",
-                 "disk_devices_exclude", "net_interfaces_include", "client_key",
-                 "client_certificate"}
+                 "disk_devices_exclude", "net_interfaces_include"}
     for setting in config.SETTINGS:
         if setting.field in free_text:
             continue
@@ -139,7 +147,7 @@ def test_invalid_flag_is_named_in_message() -> None:
 
 def test_client_key_needs_certificate(tmp_path) -> None:
     key = tmp_path / "client.key"
-    key.write_text("not checked here")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
     with pytest.raises(config.ConfigError, match="must be set together"):
         config.resolve({}, {"OTEL_EXPORTER_OTLP_CLIENT_KEY": str(key)})
 

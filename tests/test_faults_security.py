@@ -459,14 +459,6 @@ def test_settings_fuzzed_reject_in_one_line(
 
 
 @pytest.mark.faults
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.py accepts values the agent cannot use: a health host that is not an IP "
-    "address (exit 1 at bind), header keys and values gRPC refuses to send, milliseconds beyond "
-    "threading.TIMEOUT_MAX (the interval stalls, shutdown and filesystem timeouts crash), "
-    "certificate paths that are directories or not PEM, and endpoints with user info (logged), "
-    "port 0 or a host name with spaces",
-)
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     setting=st.sampled_from(config.SETTINGS),
@@ -538,11 +530,6 @@ def test_invalid_setting_stops_run_before_start() -> None:
 
 
 @pytest.mark.faults
-@pytest.mark.xfail(
-    strict=True,
-    reason="resource.build reads OTEL_RESOURCE_ATTRIBUTES from the environment through the SDK's "
-    "OTELResourceDetector, so the value resolved from --resource-attributes is never used",
-)
 def test_resource_attributes_flag_applied(tmp_path: Path) -> None:
     """A setting given as a flag takes effect like the same setting given as a variable."""
     with OtlpReceiver() as receiver, AgentProcess(
