@@ -72,12 +72,18 @@ def find_row(rows: list[dict[str, str]], prefix: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     out = tmp_path_factory.mktemp("bench")
     page, raw = out / "benchmarks.md", out / "results.json"
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--output", str(page), "--json", str(raw)],
-        capture_output=True, text=True, cwd=ROOT, timeout=QUICK_RUN_TIMEOUT_S, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=QUICK_RUN_TIMEOUT_S,
+        check=False,
     )
     return result, page, raw
 
@@ -87,7 +93,9 @@ def test_quick_run_succeeds(quick_run: tuple[subprocess.CompletedProcess[str], P
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-4000:]}"
 
 
-def test_table_has_every_figure(quick_run: tuple[subprocess.CompletedProcess[str], Path, Path]) -> None:
+def test_table_has_every_figure(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
     result, _, _ = quick_run
     headers, rows = parse_table(result.stdout)
     assert headers[:2] == ["Fig.", "Measure"]
@@ -97,7 +105,8 @@ def test_table_has_every_figure(quick_run: tuple[subprocess.CompletedProcess[str
 
 @pytest.mark.parametrize(("prefix", "columns"), EXPECTED, ids=[prefix for prefix, _ in EXPECTED])
 def test_row_has_numbers(
-    quick_run: tuple[subprocess.CompletedProcess[str], Path, Path], prefix: str,
+    quick_run: tuple[subprocess.CompletedProcess[str], Path, Path],
+    prefix: str,
     columns: tuple[str, ...],
 ) -> None:
     _, rows = parse_table(quick_run[0].stdout)
