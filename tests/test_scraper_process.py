@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -137,10 +138,13 @@ def test_nonroot_reports_other_users_without_errors() -> None:
 
 @pytest.mark.slow
 def test_exited_process_series_stop_at_next_export(tmp_path: Path) -> None:
-    child = subprocess.Popen(["sleep", "32.25"])
+    # A name of its own: other work on the host may run thousands of "sleep".
+    unique = tmp_path / "exitsoonprobe"
+    unique.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    child = subprocess.Popen([str(unique), "32.25"])
     with OtlpReceiver() as receiver, AgentProcess(
         tmp_path, endpoint=receiver.endpoint, interval_ms=500,
-        env={"HOST_AGENT_SCRAPERS": "process", "HOST_AGENT_PROCESS_NAMES_INCLUDE": "sleep",
+        env={"HOST_AGENT_SCRAPERS": "process", "HOST_AGENT_PROCESS_NAMES_INCLUDE": "exitsoonprobe",
              "HOST_AGENT_PROCESS_TOP": "0"},
     ):
         receiver.wait_for_points(
