@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from collections.abc import Mapping, Sequence
 
 from bench import families
@@ -214,5 +216,13 @@ def render_page(
         *(f"| {image} | {size} | {source} |" for image, size, source in PUBLISHED_IMAGE_SIZES),
         "",
         *_notes(results),
+        "",
+        *_analysis(),
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _analysis() -> list[str]:
+    """The hand-written section on the misses, from bench/analysis.md."""
+    path = Path(__file__).with_name("analysis.md")
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
