@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from bench import families
 from bench.peers import NODE_EXPORTER_MATCHED_COLLECTORS
