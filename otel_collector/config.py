@@ -59,7 +59,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Source:
-    """Where a raw value came from, so that a message can name it."""
+    """The origin of a raw value (flag, variable or default), so that a message can name it."""
 
     name: str
     value: str

@@ -35,7 +35,10 @@ def start(
     enabled: frozenset[str],
     on_export: ResultCallback,
 ) -> tuple[MeterProvider, int]:
-    """Register the instruments and start the periodic reader; return it and the count."""
+    """Start the periodic reader and register the instruments.
+
+    Returns the meter provider and the number of instruments registered.
+    """
     limit = config.cardinality_limit
     reader = CollectingReader(
         build_exporter(config, on_export),

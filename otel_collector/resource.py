@@ -88,7 +88,7 @@ def build(
 ) -> Resource:
     """Merge detected attributes with the resource attributes and the service name settings.
 
-    As the SDK specification says, OTEL_RESOURCE_ATTRIBUTES (or its flag)
+    As the SDK specification requires, OTEL_RESOURCE_ATTRIBUTES (or its flag)
     wins over detection, and OTEL_SERVICE_NAME (or its flag) wins over both.
     The values come from the resolved settings, so flags apply like variables.
     """
