@@ -27,6 +27,9 @@ class HostRoot:
 
     def __init__(self, root: str = "/") -> None:
         self.root = os.path.normpath(root) if root != "/" else "/"
+        # The last mountinfo text and its parse: the table rarely changes
+        # between cycles, and parsing it was 6.6 % of a cycle in a profile.
+        self._mountinfo: tuple[str, list[Mount]] = ("", [])
 
     @property
     def is_prefixed(self) -> bool:
@@ -57,7 +60,9 @@ class HostRoot:
             text = self.read_text("/proc/1/mountinfo")
         except OSError:
             text = self.read_text("/proc/self/mountinfo")
-        return parse_mountinfo(text)
+        if text != self._mountinfo[0]:
+            self._mountinfo = (text, parse_mountinfo(text))
+        return list(self._mountinfo[1])
 
 
 def unescape(field: str) -> str:
