@@ -222,6 +222,6 @@ def render_page(
 
 
 def _analysis() -> list[str]:
-    """The hand-written section on the misses, from bench/analysis.md."""
+    """Return the hand-written section on the misses, from bench/analysis.md."""
     path = Path(__file__).with_name("analysis.md")
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []

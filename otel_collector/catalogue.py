@@ -45,7 +45,7 @@ class MetricSpec:
     attributes: tuple[Attribute, ...] = ()
     # Off by default where the conventions mark the metric opt-in.
     enabled: bool = True
-    # Attributes exported only when their setting asks for them (per-CPU detail).
+    # Attributes exported only when their setting turns them on (per-CPU detail).
     opt_in_attributes: tuple[Attribute, ...] = field(default=())
 
     @property

@@ -14,7 +14,7 @@ HEALTH_PORT = 13134
 LIVENESS_SERVICE = "liveness"
 READINESS_SERVICE = "readiness"
 
-# Where the container image and the manifests mount the host's "/".
+# Mount point of the host's "/" in the container image and the manifests.
 CONTAINER_HOST_ROOT = "/hostfs"
 RUNTIME_UID = 65532
 RUNTIME_GID = 65532

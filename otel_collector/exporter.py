@@ -497,7 +497,7 @@ def _credentials(config: Config) -> grpc.ChannelCredentials:
 
 
 def effective_export_timeout_ms(config: Config) -> int:
-    """The export deadline: an export never runs into the next cycle."""
+    """Return the export deadline in milliseconds: never past the next cycle's start."""
     return int(min(config.export_timeout_ms, config.otlp_timeout_ms, config.export_interval_ms))
 
 

@@ -739,7 +739,8 @@ def test_probe_request_is_valid_grpc(scripted_server):
     assert frame_types[:3] == [4, 1, 0], "expected SETTINGS, HEADERS, DATA"
     settings_frame, headers_frame, data_frame = server.received[:3]
     assert settings_frame[2] == 0
-    assert headers_frame[1] == 0x4 and headers_frame[2] == 1  # END_HEADERS, stream 1
+    assert headers_frame[1] == 0x4
+    assert headers_frame[2] == 1  # END_HEADERS, stream 1
     headers = dict(hpack.Decoder().decode(headers_frame[3]))
     assert headers[":method"] == "POST"
     assert headers[":scheme"] == "http"
@@ -748,7 +749,8 @@ def test_probe_request_is_valid_grpc(scripted_server):
     assert headers["content-type"] == "application/grpc"
     assert headers["te"] == "trailers"
     assert headers["grpc-timeout"].endswith("m")
-    assert data_frame[1] == 0x1 and data_frame[2] == 1  # END_STREAM, stream 1
+    assert data_frame[1] == 0x1
+    assert data_frame[2] == 1  # END_STREAM, stream 1
     request = health_pb2.HealthCheckRequest.FromString(data_frame[3][5:])
     assert data_frame[3][:5] == b"\x00" + len(data_frame[3][5:]).to_bytes(4, "big")
     assert request.service == "liveness"

@@ -73,7 +73,7 @@ class ErrorLog:
 
 @dataclass
 class ScraperContext:
-    """What a scraper needs from the agent: settings, the host, and the error log."""
+    """The agent's parts a scraper uses: settings, the host, and the error log."""
 
     config: Config
     host: HostRoot
