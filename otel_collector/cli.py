@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write("\n")
         sys.exit(0)
 
+    _leave_out_python_openssl()
     from otel_collector import logs
 
     logs.configure(resolved.log_level, resolved.log_format, secrets=_secret_values(resolved))
@@ -84,6 +85,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     from otel_collector import agent
 
     sys.exit(agent.run(resolved))
+
+
+# Modules of the standard library that load OpenSSL (libssl, libcrypto).
+_PYTHON_OPENSSL_MODULES = ("ssl", "_ssl", "_hashlib")
+
+
+def _leave_out_python_openssl() -> None:
+    """Mark the standard library's OpenSSL modules as missing, to save 4.9 MiB of RSS.
+
+    The agent never uses them: gRPC does TLS with its own BoringSSL, and
+    hashlib falls back to its built-in SHA-1. Yet ``import grpc`` imports
+    asyncio, which imports ssl when it can and so maps libssl and libcrypto
+    (VmRSS after importing the agent here: 44.9 MiB, 40.0 MiB without).
+    A None entry in sys.modules makes the import raise ImportError, which
+    asyncio and hashlib handle. The image's bundle leaves these modules out.
+    """
+    for name in _PYTHON_OPENSSL_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _secret_values(resolved: Config) -> list[str]:

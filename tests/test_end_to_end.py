@@ -182,6 +182,15 @@ def test_every_stdout_line_is_json(tmp_path: Path) -> None:
         assert "event" in line
 
 
+def test_running_agent_maps_no_openssl(tmp_path: Path) -> None:
+    """The agent leaves Python's OpenSSL modules out (cli.py) and still exports."""
+    with OtlpReceiver() as receiver, AgentProcess(tmp_path, endpoint=receiver.endpoint) as agent:
+        receiver.wait_for_requests(1, timeout=20)
+        maps = Path(f"/proc/{agent.pid}/maps").read_text()
+    mapped = {line.split()[-1] for line in maps.splitlines() if "/" in line}
+    assert not [path for path in mapped if "libssl" in path or "libcrypto" in path]
+
+
 def test_rotel_receives_agent_metrics(tmp_path: Path) -> None:
     """rotel, a third-party collector, decodes what the agent sends."""
     with RotelPeer() as rotel, AgentProcess(tmp_path, endpoint=rotel.endpoint, interval_ms=1000):
