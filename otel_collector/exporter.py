@@ -3,6 +3,7 @@
 The SDK's OTLPMetricExporter retries retryable status codes with backoff
 inside its timeout. This module adds what a host agent needs on top:
 
+- requests encoded with each series' attributes encoded once (encoding.py);
 - no request above the gateway's message size limit, and one deadline for
   all the requests of an export;
 - outcomes reported to the health service and the agent's own metrics;
@@ -48,6 +49,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from otel_collector.config import Config
+from otel_collector.encoding import RequestEncoder
 
 _logger = structlog.get_logger(__name__)
 
@@ -292,6 +294,7 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
         self._exports_started = 0
         self._export_running = False
         self.requests_sent = 0
+        self._encoder = RequestEncoder()
 
     def _initialize_channel_and_stub(self) -> None:
         super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
@@ -322,7 +325,7 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
 
     def _export_parts(self, metrics_data: MetricsData, deadline: float) -> MetricExportResult:
         outcome = MetricExportResult.SUCCESS
-        request = super()._translate_data(metrics_data)
+        request = self._encoder.encode(metrics_data)
         for part in split_request(request, self._max_request_bytes):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
