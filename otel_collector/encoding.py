@@ -124,4 +124,5 @@ class RequestEncoder:
 
 def _serialize(attributes: Mapping[str, Any]) -> bytes:
     message = NumberDataPoint(attributes=_encode_attributes(attributes))
-    return message.SerializeToString()
+    encoded: bytes = message.SerializeToString()
+    return encoded
