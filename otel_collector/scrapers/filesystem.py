@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,25 +64,52 @@ class BoundedStatvfs:
         self._worker: _Worker | None = None
         self._stuck: dict[str, _Worker] = {}
 
-    def statvfs(self, path: str) -> os.statvfs_result:
-        stuck = self._stuck.get(path)
-        if stuck is not None:
-            if stuck.thread.is_alive():
-                raise StatvfsTimeoutError(path)
-            del self._stuck[path]
+    def statvfs_many(self, paths: Sequence[str]) -> list[os.statvfs_result | Exception]:
+        """Return statvfs of each path, or the error it raised, in the order given.
+
+        The worker gets every call at once, so a cycle costs one thread
+        handoff instead of one per mount (42 µs of CPU per mount here). Each
+        call still has its own deadline: when one misses it, its worker is
+        abandoned and the calls queued behind it go to a fresh worker.
+        """
+        results: dict[int, os.statvfs_result | Exception] = {}
+        pending: list[tuple[int, str]] = []
+        for index, path in enumerate(paths):
+            stuck = self._stuck.get(path)
+            if stuck is not None and stuck.thread.is_alive():
+                results[index] = StatvfsTimeoutError(path)
+                continue
+            self._stuck.pop(path, None)
+            pending.append((index, path))
+        while pending:
+            pending = self._run_batch(pending, results)
+        return [results[index] for index in range(len(paths))]
+
+    def _run_batch(
+        self,
+        batch: list[tuple[int, str]],
+        results: dict[int, os.statvfs_result | Exception],
+    ) -> list[tuple[int, str]]:
+        """Run the calls on the worker; return those left behind a call that timed out."""
         if self._worker is None:
             self._worker = _Worker()
-        call = _Call(path)
-        self._worker.calls.put(call)
-        if not call.done.wait(self._timeout_s):
-            self._worker.abandoned = True
-            self._stuck[path] = self._worker
-            self._worker = None
-            raise StatvfsTimeoutError(path)
-        if call.error is not None:
-            raise call.error
-        assert call.result is not None
-        return call.result
+        worker = self._worker
+        calls = [_Call(path) for _index, path in batch]
+        for call in calls:
+            worker.calls.put(call)
+        for position, ((index, path), call) in enumerate(zip(batch, calls, strict=True)):
+            if not call.done.wait(self._timeout_s):
+                worker.abandoned = True
+                self._stuck[path] = worker
+                self._worker = None
+                results[index] = StatvfsTimeoutError(path)
+                return batch[position + 1 :]
+            if call.error is not None:
+                results[index] = call.error
+            else:
+                assert call.result is not None
+                results[index] = call.result
+        return []
 
     def waiting_threads(self) -> int:
         return sum(1 for worker in self._stuck.values() if worker.thread.is_alive())
@@ -160,26 +187,28 @@ class FilesystemScraper(Scraper):
             "system.filesystem.utilization": [],
             "system.filesystem.limit": [],
         }
-        for mount in visible_mounts(mounts):
-            if not self.admits(mount):
-                continue
+        admitted = [mount for mount in visible_mounts(mounts) if self.admits(mount)]
+        stats = self._statvfs.statvfs_many(
+            [self.host.path(mount.mountpoint) for mount in admitted]
+        )
+        for mount, stat in zip(admitted, stats, strict=True):
             source = f"statvfs {mount.mountpoint}"
-            try:
-                stat = self._statvfs.statvfs(self.host.path(mount.mountpoint))
-            except StatvfsTimeoutError:
+            if isinstance(stat, StatvfsTimeoutError):
                 self.partial_failure(
                     source, "filesystem_stuck", mountpoint=mount.mountpoint,
                     error=f"statvfs did not return within {self.config.fs_timeout_ms} ms; "
                     "the mount is skipped until the call returns",
                 )
                 continue
-            except OSError as error:
+            if isinstance(stat, OSError):
                 self.partial_failure(
                     source, "filesystem_usage_failed", mountpoint=mount.mountpoint,
                     error=f"reading usage for mountpoint {mount.mountpoint} failed: "
-                    f"{error.strerror or error}",
+                    f"{stat.strerror or stat}",
                 )
                 continue
+            if isinstance(stat, Exception):
+                raise stat
             self.recovered(source)
             if stat.f_blocks == 0:
                 continue  # a pseudo file system with no size
