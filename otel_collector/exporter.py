@@ -358,8 +358,7 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
                 client = self._client
                 if isinstance(client, _CancellableStub):
                     client.cancel()
-                    # A new channel for the final export; the cancelled call
-                    # still holds the closed one.
+                    # The final export needs an open channel: the cancel closed the old one.
                     self._initialize_channel_and_stub()
 
         timer = threading.Timer(after_s, cancel)
