@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_DIR = REPO_ROOT / "deploy" / "kubernetes"
 KUSTOMIZATION = MANIFEST_DIR / "kustomization.yaml"
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
+BENCHMARK_PAGE = REPO_ROOT / "docs" / "benchmarks.md"
 
 # Oldest Kubernetes minor release the manifests are written for. The strict
 # schemas of that release reject every field added later, and the stable APIs
@@ -282,6 +283,29 @@ def test_agent_sets_requests_and_limits() -> None:
     assert set(resources["requests"]) == {"cpu", "memory"}
     assert set(resources["limits"]) == {"cpu", "memory"}
     assert daemon_set["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 0
+
+
+def _mebibytes(quantity: str) -> float:
+    """Convert a Kubernetes memory quantity in Mi or Gi to MiB."""
+    match = re.fullmatch(r"(\d+)(Mi|Gi)", quantity)
+    assert match, f"memory quantity {quantity!r} is not in Mi or Gi"
+    return int(match[1]) * (1024 if match[2] == "Gi" else 1)
+
+
+def _benchmarked_container_rss_mib() -> float:
+    """Read the container's peak RSS at cycle 1000 from the committed benchmark page."""
+    for line in BENCHMARK_PAGE.read_text().splitlines():
+        if line.startswith("| 2 | Peak RSS (VmHWM)"):
+            return float(line.split("|")[4])  # the "Agent in container" column
+    raise AssertionError(f"no peak RSS row in {BENCHMARK_PAGE}")
+
+
+def test_memory_request_covers_benchmarked_rss() -> None:
+    resources = only_container(find_resource("DaemonSet", AGENT_NAME))["resources"]
+    rss_mib = _benchmarked_container_rss_mib()
+
+    assert _mebibytes(resources["requests"]["memory"]) >= rss_mib * 1.25
+    assert _mebibytes(resources["limits"]["memory"]) >= 2 * rss_mib
 
 
 def test_agent_exporter_settings() -> None:
