@@ -1,10 +1,10 @@
-"""Network scraper: shaping of psutil counters, and the real scraper against /proc/net/dev."""
+"""Network scraper: psutil counters per interface, and TCP states from /proc/net/tcp and tcp6."""
 
 from __future__ import annotations
 
 import re
 import socket
-from collections import namedtuple
+from collections import Counter, namedtuple
 
 from scraper_context import make_scraper, value
 
@@ -34,10 +34,29 @@ def test_interface_exclude() -> None:
     assert {p.attributes["network.interface.name"] for p in reading["system.network.io"]} == {"eth0"}
 
 
-def test_connection_states_renamed() -> None:
-    points = network.connection_points(["ESTABLISHED", "SYN_RECV", "LISTEN", "LISTEN", "NONE"])
-    counts = {p.attributes["network.connection.state"]: p.value for p in points}
-    assert counts == {"established": 1, "syn_received": 1, "listen": 2}
+TCP_TABLE = b"""\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1077 1
+   1: 0100007F:A1B2 0100007F:07E8 01 00000000:00000000 00:00000000 00000000  1000        0 2001 1
+   2: 0100007F:A1B4 0100007F:07E8 0C 00000000:00000000 00:00000000 00000000  1000        0 2002 1
+   3: 0100007F:A1B6 0100007F:07E8 0D 00000000:00000000 00:00000000 00000000  1000        0 2003 1
+12345: 0100007F:A1B8 0100007F:07E8 06 00000000:00000000 00:00000000 00000000     0        0 0 1
+"""
+
+
+def test_tcp_states_counted_and_named() -> None:
+    counts: Counter[str] = Counter()
+    network.count_tcp_states(TCP_TABLE, counts)
+    network.count_tcp_states(TCP_TABLE, counts)  # the tcp6 table adds to the same counts
+    points = network.connection_points(counts)
+    by_state = {p.attributes["network.connection.state"]: p.value for p in points}
+
+    assert by_state["listen"] == 2
+    assert by_state["established"] == 2
+    assert by_state["syn_received"] == 2  # NEW_SYN_RECV (0C)
+    assert by_state["time_wait"] == 2  # a wide slot number does not shift the columns
+    assert sum(by_state.values()) == 8  # the unknown state 0D is skipped
+    assert len(points) == 11  # every state of the conventions, zeros included
 
 
 def _net_dev() -> dict[str, list[int]]:
@@ -60,11 +79,24 @@ def test_network_against_proc_net_dev() -> None:
 
 
 def test_connection_count_sees_a_listener() -> None:
-    with socket.socket() as listener:
+    """Independent reading: the count grows by the listeners and the connection the test opens."""
+    scraper = make_scraper(
+        "network", {"HOST_AGENT_METRICS_ENABLE": "system.network.connection.count"}
+    )
+
+    def count(state: str) -> float:
+        reading = scraper.scrape()
+        return value(reading, "system.network.connection.count",
+                     **{"network.connection.state": state, "network.transport": "tcp"})
+
+    before = count("listen")
+    with socket.socket() as listener, socket.socket(socket.AF_INET6) as listener6:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        reading = make_scraper(
-            "network", {"HOST_AGENT_METRICS_ENABLE": "system.network.connection.count"}
-        ).scrape()
-    assert value(reading, "system.network.connection.count",
-                 **{"network.connection.state": "listen"}) >= 1
+        listener6.bind(("::1", 0))
+        listener6.listen()
+        with socket.create_connection(listener.getsockname()):
+            established = count("established")
+            listening = count("listen")
+    assert listening >= before + 2
+    assert established >= 2  # both ends of the loopback connection

@@ -1,9 +1,16 @@
-"""Network scraper: traffic, packets, errors and drops per interface; TCP connections (psutil)."""
+"""Network scraper: traffic, packets, errors and drops per interface; TCP connections.
+
+Interface counters come from psutil. TCP connections are counted by state
+from /proc/net/tcp and /proc/net/tcp6, reading only the state column.
+psutil.net_connections reads the same tables and also lists /proc/PID/fd of
+every process to find each socket's owner, which the counts do not need:
+7.8 ms against 6.6 ms per cycle here, most of both in the kernel.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import psutil
@@ -39,14 +46,44 @@ def interface_points(counters: Mapping[str, Any], admit: NameFilter) -> Reading:
     return reading
 
 
-def connection_points(statuses: Iterable[str]) -> list[Point]:
-    """Count TCP connections by state; psutil writes states such as "ESTABLISHED", "SYN_RECV"."""
-    renamed = {"syn_recv": "syn_received", "close": "closed", "fin_wait1": "fin_wait_1",
-               "fin_wait2": "fin_wait_2"}
-    counts = Counter(renamed.get(s.lower(), s.lower()) for s in statuses if s != psutil.CONN_NONE)
+# Kernel TCP states (include/net/tcp_states.h), as /proc/net/tcp writes them
+# in hex, mapped to network.connection.state. NEW_SYN_RECV is a request
+# socket for a handshake in progress, so it counts as syn_received.
+TCP_STATES: Mapping[bytes, str] = {
+    b"01": "established",
+    b"02": "syn_sent",
+    b"03": "syn_received",
+    b"04": "fin_wait_1",
+    b"05": "fin_wait_2",
+    b"06": "time_wait",
+    b"07": "closed",
+    b"08": "close_wait",
+    b"09": "last_ack",
+    b"0A": "listen",
+    b"0B": "closing",
+    b"0C": "syn_received",
+}
+
+
+def count_tcp_states(table: bytes, counts: Counter[str]) -> None:
+    """Add the sockets of one /proc/net/tcp or tcp6 table to ``counts`` by state.
+
+    Each line after the header is "sl: local remote st ...", so the state is
+    the fourth field; states this agent does not know are skipped.
+    """
+    for line in table.split(b"\n")[1:]:
+        fields = line.split(None, 4)
+        if len(fields) > 3:
+            state = TCP_STATES.get(fields[3])
+            if state is not None:
+                counts[state] += 1
+
+
+def connection_points(counts: Mapping[str, int]) -> list[Point]:
+    """Build one point per TCP state, zero included, so that no series comes and goes."""
     return [
-        Point(count, {"network.transport": "tcp", "network.connection.state": state})
-        for state, count in sorted(counts.items())
+        Point(counts.get(state, 0), {"network.transport": "tcp", "network.connection.state": state})
+        for state in sorted(set(TCP_STATES.values()))
     ]
 
 
@@ -59,15 +96,25 @@ class NetworkScraper(Scraper):
             self.config.net_interfaces_include, self.config.net_interfaces_exclude
         )
 
+    def _tcp_states(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for table in ("tcp", "tcp6"):
+            try:
+                with open(f"{self.host.procfs}/net/{table}", "rb") as file:
+                    count_tcp_states(file.read(), counts)
+            except FileNotFoundError:
+                if table == "tcp":
+                    raise
+                # A kernel without IPv6 has no tcp6 table.
+        return counts
+
     def scrape(self) -> Reading:
         reading: Reading = {}
         counters = self.read("net_io_counters", psutil.net_io_counters, pernic=True, nowrap=True)
         if counters:
             reading.update(interface_points(counters, self._filter))
         if self.wants("system.network.connection.count"):
-            connections = self.read("net_connections", psutil.net_connections, kind="tcp")
-            if connections is not None:
-                reading["system.network.connection.count"] = connection_points(
-                    c.status for c in connections
-                )
+            counts = self.read("proc_net_tcp", self._tcp_states)
+            if counts is not None:
+                reading["system.network.connection.count"] = connection_points(counts)
         return reading
