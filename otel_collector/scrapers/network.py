@@ -4,11 +4,12 @@ Interface counters come from psutil. TCP connections are counted by state
 from /proc/net/tcp and /proc/net/tcp6, reading only the state column.
 psutil.net_connections reads the same tables and also lists /proc/PID/fd of
 every process to find each socket's owner, which the counts do not need:
-7.8 ms against 6.6 ms per cycle here, most of both in the kernel.
+8.0 ms against 3.4 ms per cycle here, most of both in the kernel.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +47,9 @@ def interface_points(counters: Mapping[str, Any], admit: NameFilter) -> Reading:
     return reading
 
 
+_TABLE_READ_BYTES = 1 << 20
+_PAGE_BYTES = 4096
+
 # Kernel TCP states (include/net/tcp_states.h), as /proc/net/tcp writes them
 # in hex, mapped to network.connection.state. NEW_SYN_RECV is a request
 # socket for a handshake in progress, so it counts as syn_received.
@@ -79,6 +83,27 @@ def count_tcp_states(table: bytes, counts: Counter[str]) -> None:
                 counts[state] += 1
 
 
+def read_proc_table(path: str) -> bytes:
+    """Read a /proc/net table, stopping at a short read instead of reading to an empty one.
+
+    Each read call makes the kernel walk its TCP hash table, so the extra
+    empty read that file.read() makes to find the end doubled the cost:
+    3.4 ms against 1.7 ms for /proc/net/tcp here. The kernel fills a read
+    with whole lines (about 150 bytes each), so a read that comes back more
+    than a page short of the buffer has reached the end.
+    """
+    chunks = []
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        while True:
+            chunk = os.read(descriptor, _TABLE_READ_BYTES)
+            chunks.append(chunk)
+            if len(chunk) < _TABLE_READ_BYTES - _PAGE_BYTES:
+                return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
 def connection_points(counts: Mapping[str, int]) -> list[Point]:
     """Build one point per TCP state, zero included, so that no series comes and goes."""
     return [
@@ -100,8 +125,7 @@ class NetworkScraper(Scraper):
         counts: Counter[str] = Counter()
         for table in ("tcp", "tcp6"):
             try:
-                with open(f"{self.host.procfs}/net/{table}", "rb") as file:
-                    count_tcp_states(file.read(), counts)
+                count_tcp_states(read_proc_table(f"{self.host.procfs}/net/{table}"), counts)
             except FileNotFoundError:
                 if table == "tcp":
                     raise
