@@ -76,11 +76,14 @@ class RequestEncoder:
                     metric_message = scope_message.metrics.add(
                         name=metric.name, description=metric.description, unit=metric.unit
                     )
+                    # Like the SDK's encoder, gauge points carry no start time.
                     if isinstance(points, Sum):
+                        is_sum = True
                         container = metric_message.sum
                         container.aggregation_temporality = points.aggregation_temporality
                         container.is_monotonic = points.is_monotonic
                     elif isinstance(points, Gauge):
+                        is_sum = False
                         container = metric_message.gauge
                     else:
                         raise _UnsupportedDataError
@@ -92,7 +95,7 @@ class RequestEncoder:
                         message.MergeFromString(
                             self._encoded_attributes(point.attributes, previous, current)
                         )
-                        if point.start_time_unix_nano:
+                        if is_sum and point.start_time_unix_nano:
                             message.start_time_unix_nano = point.start_time_unix_nano
                         message.time_unix_nano = point.time_unix_nano
                         if isinstance(point.value, int):

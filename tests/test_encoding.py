@@ -5,8 +5,17 @@ from __future__ import annotations
 from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import encode_metrics
 from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    InMemoryMetricReader,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+)
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_collector import config, instruments, scrapers
 from otel_collector.collection import Collection
@@ -83,6 +92,25 @@ def test_cache_keeps_only_last_export() -> None:
     assert third is not None
     encoder.encode(third)
     assert encoder.cached_attribute_sets == 1
+
+
+def test_gauge_start_time_left_out_as_sdk_does() -> None:
+    """A gauge point that carries a start time is encoded without it, as the SDK's encoder does."""
+    point = NumberDataPoint(attributes={"cpu.mode": "user"}, start_time_unix_nano=5,
+                            time_unix_nano=9, value=0.25, exemplars=[])
+    metric = Metric(name="system.cpu.utilization", description="", unit="1",
+                    data=Gauge(data_points=[point]))
+    data = MetricsData(resource_metrics=[ResourceMetrics(
+        resource=Resource.create({}),
+        scope_metrics=[ScopeMetrics(scope=InstrumentationScope("test"), metrics=[metric],
+                                    schema_url="")],
+        schema_url="",
+    )])
+    encoded = RequestEncoder().encode(data)
+
+    assert encoded == encode_metrics(data)
+    gauge = encoded.resource_metrics[0].scope_metrics[0].metrics[0].gauge
+    assert gauge.data_points[0].start_time_unix_nano == 0
 
 
 def test_histogram_goes_to_sdk_encoder() -> None:
