@@ -102,3 +102,31 @@ def test_failing_source_costs_only_its_metric(monkeypatch: pytest.MonkeyPatch) -
     assert "system.cpu.frequency" not in reading
     assert reading["system.cpu.time"]
     assert scraper.context.errors.errors_by_scraper() == {"cpu": 1}
+
+
+def test_cores_counted_again_only_on_hotplug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psutil.cpu_count is wrapped: a recorder around the real call, and a CPU
+    going offline is faked by lowering the logical count, which a test cannot
+    do to the real host."""
+    real_count = cpu.psutil.cpu_count
+    physical_calls = []
+    offline = 0
+
+    def recording_count(logical: bool = True) -> int | None:
+        if not logical:
+            physical_calls.append(1)
+            return real_count(logical=False)
+        found = real_count(logical=True)
+        return None if found is None else found - offline
+
+    monkeypatch.setattr(cpu.psutil, "cpu_count", recording_count)
+    scraper = make_scraper("cpu")
+    for _ in range(5):
+        reading = scraper.scrape()
+    assert len(physical_calls) == 1
+    assert value(reading, "system.cpu.physical.count") == real_count(logical=False)
+
+    offline = 1
+    reading = scraper.scrape()
+    assert len(physical_calls) == 2
+    assert value(reading, "system.cpu.logical.count") == real_count(logical=True) - 1

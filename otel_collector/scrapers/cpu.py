@@ -102,6 +102,18 @@ class CpuScraper(Scraper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._previous: list[dict[str, float]] | None = None
+        # (logical count, physical count) of the last cycle: counting cores
+        # reads the topology files of every CPU (67 µs here), and the cores
+        # change only when CPUs go on or offline, which changes the logical count.
+        self._cores: tuple[int, int] | None = None
+
+    def _physical_count(self, logical: int | None) -> int | None:
+        """Return the number of cores, counted again only when the logical count changes."""
+        if logical and self._cores is not None and self._cores[0] == logical:
+            return self._cores[1]
+        physical = self.read("cpu_count_physical", psutil.cpu_count, logical=False)
+        self._cores = (logical, physical) if logical and physical else None
+        return physical
 
     def scrape(self) -> Reading:
         reading: Reading = {}
@@ -118,12 +130,13 @@ class CpuScraper(Scraper):
                         self._previous, current, detailed
                     )
                 self._previous = current
-        if self.wants("system.cpu.logical.count"):
+        logical = None
+        if self.wants("system.cpu.logical.count") or self.wants("system.cpu.physical.count"):
             logical = self.read("cpu_count", psutil.cpu_count, logical=True)
-            if logical:
-                reading["system.cpu.logical.count"] = [Point(logical)]
+        if logical and self.wants("system.cpu.logical.count"):
+            reading["system.cpu.logical.count"] = [Point(logical)]
         if self.wants("system.cpu.physical.count"):
-            physical = self.read("cpu_count_physical", psutil.cpu_count, logical=False)
+            physical = self._physical_count(logical)
             if physical:
                 reading["system.cpu.physical.count"] = [Point(physical)]
         if self.wants("system.cpu.frequency"):
