@@ -24,7 +24,7 @@ def parse_swaps(text: str) -> list[tuple[str, int, int]]:
     return devices
 
 
-# The /proc/vmstat counters the scraper uses; the file has about 180 lines.
+# The /proc/vmstat counters the scraper uses; the file has about 190 lines.
 _VMSTAT_COUNTERS = re.compile(r"^(pgfault|pgmajfault|pswpin|pswpout|pgpgin|pgpgout) (\d+)$", re.M)
 
 
