@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 from scraper_context import make_scraper, value, values
 
 from otel_collector.hostfs import HostRoot, parse_mountinfo
-from otel_collector.scrapers import filesystem
+from otel_collector.scrapers import base, filesystem
+from otel_collector.scrapers.base import NameFilter
 
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -174,3 +176,17 @@ def test_stuck_mount_logged_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     stuck = [entry for entry in logs if entry["event"] == "filesystem_stuck"]
     assert len(stuck) == 1
     assert stuck[0]["mountpoint"] == "/boot"
+
+
+def test_name_filter_verdicts_bounded() -> None:
+    """Verdicts are kept per name, and a stream of new names does not grow them without end."""
+    admit = NameFilter(include=(re.compile(r"/data/.*"),), exclude=(re.compile(r"/data/tmp\d+"),))
+    for _ in range(2):  # the second pass answers from the kept verdicts
+        assert admit.admits("/data/a")
+        assert not admit.admits("/data/tmp1")
+        assert not admit.admits("/home")
+    for number in range(10_000):
+        admit.admits(f"/data/volume{number}")
+    assert len(admit._verdicts) <= base._MAX_VERDICTS
+    assert admit.admits("/data/volume9999")
+    assert not admit.admits("/data/tmp2")

@@ -126,6 +126,9 @@ class Scraper(abc.ABC):
         """Release what the scraper holds (threads, files)."""
 
 
+_MAX_VERDICTS = 4096
+
+
 @dataclass(frozen=True)
 class NameFilter:
     """Include and exclude lists of regular expressions matched against whole names.
@@ -136,8 +139,20 @@ class NameFilter:
 
     include: tuple[re.Pattern[str], ...] = ()
     exclude: tuple[re.Pattern[str], ...] = ()
+    # Verdicts by name: the same mounts, devices and interfaces come back every
+    # cycle, and the default file system type list alone has 27 patterns.
+    _verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def admits(self, name: str) -> bool:
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            verdict = self._match(name)
+            if len(self._verdicts) >= _MAX_VERDICTS:
+                self._verdicts.clear()  # names that churn (container mounts) stay bounded
+            self._verdicts[name] = verdict
+        return verdict
+
+    def _match(self, name: str) -> bool:
         if self.include and not any(p.fullmatch(name) for p in self.include):
             return False
         return not any(p.fullmatch(name) for p in self.exclude)
