@@ -121,10 +121,11 @@ def _port(text: str) -> int:
 
 
 def _bool(text: str) -> bool:
+    """Parse a boolean as the SDK environment specification writes it: true or false."""
     lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes", "on"):
+    if lowered == "true":
         return True
-    if lowered in ("false", "0", "no", "off", ""):
+    if lowered in ("false", ""):
         return False
     raise ValueError
 
@@ -239,7 +240,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sdk_disabled", ("OTEL_SDK_DISABLED",), "--sdk-disabled", "false", _bool,
             "true or false", "Disable collection and export; the agent idles until stopped."),
     Setting("log_level", ("OTEL_LOG_LEVEL",), "--log-level", "info", _log_level,
-            "debug, info, warn or error", "Minimum level of log lines."),
+            "debug, info, warn (or warning) or error", "Minimum level of log lines."),
     Setting("log_format", ("HOST_AGENT_LOG_FORMAT",), "--log-format", "auto",
             _choice("auto", "json", "console"), "auto, json or console",
             "Log format: JSON lines, a readable console format, or auto (console on a terminal)."),
@@ -251,7 +252,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("export_timeout_ms", ("OTEL_METRIC_EXPORT_TIMEOUT",), "--export-timeout",
             "30000", _positive_ms, _MS,
             "Maximum time of one export, retries included, in milliseconds; "
-            "capped at the export interval."),
+            "capped at the export interval and at the OTLP timeout."),
     Setting("endpoint", ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
             "--otlp-endpoint", "http://localhost:4317", _endpoint,
             "a URL with scheme http or https, such as http://localhost:4317",

@@ -30,7 +30,7 @@ VALID = [
     ("HOST_AGENT_METRICS_ENABLE", "system.cpu.utilization", "metrics_enable",
      ("system.cpu.utilization",)),
     ("HOST_AGENT_METRICS_DISABLE", "system.uptime", "metrics_disable", ("system.uptime",)),
-    ("HOST_AGENT_PER_CPU", "1", "per_cpu", True),
+    ("HOST_AGENT_PER_CPU", "TRUE", "per_cpu", True),
     ("HOST_AGENT_FILESYSTEM_TIMEOUT", "500", "fs_timeout_ms", 500),
     ("HOST_AGENT_HEALTH_HOST", "127.0.0.1", "health_host", "127.0.0.1"),
     ("HOST_AGENT_HEALTH_PORT", "0", "health_port", 0),
@@ -46,7 +46,9 @@ VALID = [
 
 INVALID = [
     ("OTEL_SDK_DISABLED", "maybe", "true or false"),
-    ("OTEL_LOG_LEVEL", "verbose", "debug, info, warn or error"),
+    ("OTEL_SDK_DISABLED", "yes", "true or false"),
+    ("HOST_AGENT_PER_CPU", "1", "true or false"),
+    ("OTEL_LOG_LEVEL", "verbose", "debug, info, warn (or warning) or error"),
     ("HOST_AGENT_LOG_FORMAT", "xml", "auto, json or console"),
     ("OTEL_METRICS_EXPORTER", "prometheus", "otlp, console or none"),
     ("OTEL_METRIC_EXPORT_INTERVAL", "abc", "positive integer of milliseconds"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 
 from otel_collector import config, instruments
@@ -50,6 +51,7 @@ def _series_count(pruner: SeriesPruner) -> int:
                for match in matches)
 
 
+@pytest.mark.faults
 def test_churned_series_are_forgotten() -> None:
     reader, pruner, _, _ = _agent_parts()
     for _ in range(50):
