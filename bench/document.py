@@ -172,7 +172,8 @@ def render_page(
         "",
         "otel-host-agent measured against Prometheus node_exporter and the OpenTelemetry "
         "Python system-metrics instrumentation, each in its own process, side by side in one "
-        "run on one machine. This page is written by the benchmark; do not edit it by hand.",
+        "run on one machine. This page is written by the benchmark; do not edit it by hand. "
+        "Its last section is copied from bench/analysis.md, which is edited by hand.",
         "",
         "Run it with `make bench`, or `.venv/bin/python -m bench` from the repository root "
         "after `scripts/install-test-tools`. `python -m bench --quick` is a short run that "
