@@ -73,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_INVALID_CONFIG)
 
     if command == "config":
-        json.dump(resolved.redacted(), sys.stdout, indent=2)
+        printed = resolved.redacted()
+        # The deadline an export really gets, which the three settings bound together.
+        printed["export_timeout_effective_ms"] = resolved.effective_export_timeout_ms
+        json.dump(printed, sys.stdout, indent=2)
         sys.stdout.write("\n")
         sys.exit(0)
 

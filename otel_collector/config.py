@@ -400,6 +400,11 @@ class Config:
         except KeyError:
             raise AttributeError(name) from None
 
+    @property
+    def effective_export_timeout_ms(self) -> int:
+        """Return the export deadline in milliseconds: never past the next cycle's start."""
+        return int(min(self.export_timeout_ms, self.otlp_timeout_ms, self.export_interval_ms))
+
     def redacted(self) -> dict[str, Any]:
         """Return the settings as plain data, with secret values replaced."""
         out: dict[str, Any] = {}

@@ -498,11 +498,6 @@ def _credentials(config: Config) -> grpc.ChannelCredentials:
     )
 
 
-def effective_export_timeout_ms(config: Config) -> int:
-    """Return the export deadline in milliseconds: never past the next cycle's start."""
-    return int(min(config.export_timeout_ms, config.otlp_timeout_ms, config.export_interval_ms))
-
-
 def build_exporter(config: Config, on_result: ResultCallback) -> MetricExporter:
     """Create the exporter OTEL_METRICS_EXPORTER names, from validated settings only."""
     temporality = _TEMPORALITY[config.temporality]
@@ -525,7 +520,7 @@ def build_exporter(config: Config, on_result: ResultCallback) -> MetricExporter:
         insecure=insecure,
         credentials=None if insecure else _credentials(config),
         headers=config.headers,
-        timeout=effective_export_timeout_ms(config) / 1e3,
+        timeout=config.effective_export_timeout_ms / 1e3,
         compression=compression or grpc.Compression.NoCompression,
         preferred_temporality=temporality,
         max_request_bytes=config.max_request_bytes,

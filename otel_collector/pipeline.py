@@ -29,7 +29,6 @@ from otel_collector.exporter import (
     CollectingReader,
     ResultCallback,
     build_exporter,
-    effective_export_timeout_ms,
 )
 from otel_collector.hostfs import HostRoot
 from otel_collector.series import SeriesPruner
@@ -77,7 +76,7 @@ def start(
         build_exporter(config, on_export),
         before_collect=collection.run_cycle,
         export_interval_millis=config.export_interval_ms,
-        export_timeout_millis=effective_export_timeout_ms(config),
+        export_timeout_millis=config.effective_export_timeout_ms,
         cardinality_limits={
             ObservableCounter: limit,
             ObservableUpDownCounter: limit,

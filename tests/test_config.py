@@ -207,5 +207,18 @@ def test_config_command_redacts_headers() -> None:
 def test_config_command_prints_every_setting() -> None:
     result = run_cli(["config", "--export-interval", "1234"])
     printed = json.loads(result.stdout)
-    assert set(printed) == {setting.field for setting in config.SETTINGS}
+    fields = {setting.field for setting in config.SETTINGS}
+    assert set(printed) == fields | {"export_timeout_effective_ms"}
     assert printed["export_interval_ms"] == 1234
+
+
+def test_config_command_prints_effective_export_timeout() -> None:
+    """The export deadline is the smallest of the export timeout, OTLP timeout and interval."""
+    cases = [
+        ({}, 10000),  # the OTLP timeout's default caps the export timeout's
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "5000"}, 5000),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "40000", "OTEL_METRIC_EXPORT_TIMEOUT": "20000"}, 20000),
+    ]
+    for env, expected in cases:
+        printed = json.loads(run_cli(["config"], env=env).stdout)
+        assert printed["export_timeout_effective_ms"] == expected, env
