@@ -3,9 +3,10 @@
 The SDK's encoder builds a KeyValue and an AnyValue message for every
 attribute of every data point at every export, which took 1.0 ms of the
 agent's 131 default points here. A series keeps its attributes from one
-cycle to the next, so this encoder keeps each attribute set serialized (a
-NumberDataPoint that holds only the attributes) and merges those bytes into
-the new point: 0.2 ms for the same request, the same bytes on the wire.
+cycle to the next. This encoder therefore keeps each attribute set
+serialized, as a NumberDataPoint with only the attributes set, and merges
+those bytes into each new point. The same request then takes 0.2 ms and
+sends the same bytes.
 
 Only the attribute sets of the last export are kept: a series that ends
 (an exited process, an unmounted file system) leaves nothing behind.
@@ -38,11 +39,11 @@ class _UnsupportedDataError(Exception):
 
 
 class RequestEncoder:
-    """Encodes MetricsData like the SDK's ``encode_metrics``, reusing attribute encodings.
+    """Encoder of MetricsData like the SDK's ``encode_metrics``, reusing attribute encodings.
 
-    Observable instruments produce only sums and gauges; a collection that
-    holds anything else (a histogram, an exemplar) goes to the SDK's encoder.
-    Not thread-safe: the exporter calls it from one thread at a time.
+    Observable instruments produce only sums and gauges. A collection that
+    contains anything else (a histogram, an exemplar) goes to the SDK's
+    encoder. Not thread-safe: the exporter calls it from one thread at a time.
     """
 
     def __init__(self) -> None:

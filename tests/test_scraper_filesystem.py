@@ -181,7 +181,7 @@ def test_stuck_mount_logged_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_name_filter_verdicts_bounded() -> None:
     """Verdicts are kept per name, and a stream of new names does not grow them without end."""
     admit = NameFilter(include=(re.compile(r"/data/.*"),), exclude=(re.compile(r"/data/tmp\d+"),))
-    for _ in range(2):  # the second pass answers from the kept verdicts
+    for _ in range(2):  # the second pass uses the kept verdicts
         assert admit.admits("/data/a")
         assert not admit.admits("/data/tmp1")
         assert not admit.admits("/home")

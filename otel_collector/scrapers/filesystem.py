@@ -51,6 +51,10 @@ class _Worker:
                 return
 
 
+# What one statvfs call of a batch gives: its result, its error, or a timeout.
+_Outcome = os.statvfs_result | OSError | StatvfsTimeoutError
+
+
 class BoundedStatvfs:
     """statvfs with a deadline per call, on one worker thread.
 
@@ -64,7 +68,7 @@ class BoundedStatvfs:
         self._worker: _Worker | None = None
         self._stuck: dict[str, _Worker] = {}
 
-    def statvfs_many(self, paths: Sequence[str]) -> list[os.statvfs_result | Exception]:
+    def statvfs_many(self, paths: Sequence[str]) -> list[_Outcome]:
         """Return statvfs of each path, or the error it raised, in the order given.
 
         The worker gets every call at once, so a cycle costs one thread
@@ -72,7 +76,7 @@ class BoundedStatvfs:
         call still has its own deadline: when one misses it, its worker is
         abandoned and the calls queued behind it go to a fresh worker.
         """
-        results: dict[int, os.statvfs_result | Exception] = {}
+        results: dict[int, _Outcome] = {}
         pending: list[tuple[int, str]] = []
         for index, path in enumerate(paths):
             stuck = self._stuck.get(path)
@@ -88,7 +92,7 @@ class BoundedStatvfs:
     def _run_batch(
         self,
         batch: list[tuple[int, str]],
-        results: dict[int, os.statvfs_result | Exception],
+        results: dict[int, _Outcome],
     ) -> list[tuple[int, str]]:
         """Run the calls on the worker; return those left behind a call that timed out."""
         if self._worker is None:
@@ -207,8 +211,6 @@ class FilesystemScraper(Scraper):
                     f"{stat.strerror or stat}",
                 )
                 continue
-            if isinstance(stat, Exception):
-                raise stat
             self.recovered(source)
             if stat.f_blocks == 0:
                 continue  # a pseudo file system with no size
