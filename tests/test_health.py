@@ -32,7 +32,8 @@ LONG_INTERVAL_S = 30.0
 # Maximum seconds that a test waits for a status the server is expected to publish.
 PUBLISH_TIMEOUT_S = 3.0
 # Seconds a test waits before it checks that a status did not change. The watchdog
-# wakes on every reported event, so it normally publishes within milliseconds.
+# wakes on every reported event that can change a status, so it normally publishes
+# within milliseconds; other changes wait for its deadline or its 1 s period.
 SETTLE_S = 0.2
 
 
@@ -318,6 +319,37 @@ def test_liveness_expires_after_two_intervals(start_server, open_channel, record
 
     server.cycle_completed()
     assert liveness.next_status() == SERVING
+
+
+def test_steady_events_do_not_wake_the_watchdog(start_server, open_channel, monkeypatch):
+    # While every status stays SERVING, cycles and delivered exports change
+    # nothing, so they must not cost a watchdog wake each. The wrapper counts
+    # evaluations; it changes no result.
+    server = start_server()
+    stub = stub_for(open_channel, server)
+    server.cycle_completed()
+    wait_for_status(stub, LIVENESS, SERVING)
+    evaluations = []
+    evaluate = server._signals.evaluate
+    monkeypatch.setattr(
+        server._signals, "evaluate", lambda: evaluations.append(1) or evaluate()
+    )
+
+    for _ in range(200):
+        server.cycle_completed()
+        server.export_succeeded()
+        time.sleep(0.001)
+
+    # 400 events in about 0.3 s; only the 1 s period may wake the watchdog.
+    assert len(evaluations) <= 1, f"{len(evaluations)} watchdog wakes for 400 steady events"
+
+    # The first failed export starts the readiness window, so it wakes the watchdog.
+    before = len(evaluations)
+    server.export_failed()
+    deadline = time.monotonic() + SETTLE_S
+    while len(evaluations) == before and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(evaluations) > before, "the first failed export did not wake the watchdog"
 
 
 def test_begin_shutdown_sets_not_serving(start_server, open_channel, recorders):
