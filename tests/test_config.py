@@ -170,7 +170,7 @@ def test_enabled_metrics_follow_switches() -> None:
     enabled = config.enabled_metrics(resolved)
     assert "system.cpu.utilization" in enabled
     assert "system.uptime" not in enabled
-    assert "system.network.connection.count" not in enabled
+    assert "system.memory.limit" not in enabled  # opt-in, and not switched on
 
 
 def test_scraper_switch_removes_its_metrics() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import socket
 from collections import Counter, namedtuple
-from pathlib import Path
 
 from scraper_context import make_scraper, value
 
@@ -77,16 +76,6 @@ def test_network_against_proc_net_dev() -> None:
         received = value(reading, "system.network.io", **{"network.interface.name": interface,
                                                          "network.io.direction": "receive"})
         assert before[interface][0] <= received <= after[interface][0]
-
-
-def test_table_read_returns_whole_file(tmp_path: Path) -> None:
-    """A file of several read buffers comes back whole: only a short read ends the loop."""
-    lines = b"".join(b"%6d: 0100007F:1F90 00000000:0000 0A\n" % n for n in range(100_000))
-    path = tmp_path / "tcp"
-    path.write_bytes(lines)
-
-    assert len(lines) > 3 * network._TABLE_READ_BYTES
-    assert network.read_proc_table(str(path)) == lines
 
 
 def test_connection_count_sees_a_listener() -> None:
