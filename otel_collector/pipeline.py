@@ -31,7 +31,7 @@ from otel_collector.exporter import (
     build_exporter,
 )
 from otel_collector.hostfs import HostRoot
-from otel_collector.series import SeriesPruner
+from otel_collector.series import SeriesPruner, use_exact_size_keys
 
 
 class NoExemplarReservoir(ExemplarReservoir):
@@ -72,6 +72,7 @@ def start(
     Returns the meter provider and the number of instruments registered.
     """
     limit = config.cardinality_limit
+    use_exact_size_keys()
     reader = CollectingReader(
         build_exporter(config, on_export),
         before_collect=collection.run_cycle,
