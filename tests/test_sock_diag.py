@@ -21,6 +21,7 @@ from otel_collector.scrapers import network, sock_diag
 # message is about 100 bytes, and the kernel fills at most 32 KiB a buffer.
 PAIRS_IPV4 = 400
 PAIRS_IPV6 = 100
+ENABLE_CONNECTIONS = {"HOST_AGENT_METRICS_ENABLE": "system.network.connection.count"}
 # Connections the server side closes first: the server end waits in fin_wait_2
 # and the client end in close_wait.
 HALF_CLOSED = 30
@@ -94,7 +95,7 @@ def test_dump_matches_proc_tables() -> None:
 
 
 def test_scraper_counts_opened_connections() -> None:
-    scraper = make_scraper("network", {})
+    scraper = make_scraper("network", ENABLE_CONNECTIONS)
     with loopback_connections():
         reading = scraper.scrape()
     established = value(reading, "system.network.connection.count",
@@ -143,7 +144,7 @@ def test_scraper_falls_back_to_proc_tables(monkeypatch) -> None:
         raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
 
     monkeypatch.setattr(sock_diag, "tcp_state_counts", unavailable)
-    scraper = make_scraper("network", {})
+    scraper = make_scraper("network", ENABLE_CONNECTIONS)
     with structlog.testing.capture_logs() as logs, socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()

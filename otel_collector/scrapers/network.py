@@ -6,9 +6,10 @@ through one sock_diag netlink dump (see sock_diag.py), or from
 Both see the agent's own network namespace, so the count is the host's
 only when the agent runs in the host's network namespace.
 psutil.net_connections reads the same tables and also lists /proc/PID/fd of
-every process to find each socket's owner, which the counts do not need:
-8.0 ms per cycle here, against 3.4 ms for the two tables and 1.1 ms for the
-dump, most of each in the kernel.
+every process to find each socket's owner, which the counts do not need.
+Measured in a loop here: 8.0 ms for psutil, 2.4 ms for the two tables and
+1.1 ms for the dump, most of each in the kernel. Once a second in the agent,
+with cold caches, the dump costs 1.8 ms.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ does to write /proc/net/tcp, and the walk costs the same however few sockets
 there are. A request of the older TCPDIAG_GETSOCK type leaves the address
 family unset, so one dump covers IPv4 and IPv6 in a single walk, where
 /proc/net/tcp and tcp6 walk the tables once each. On a 24 GiB host (262,144
-hash buckets) the dump costs 1.1 ms of CPU against 2.4 ms for the two tables.
+hash buckets) the dump costs 1.1 ms of CPU in a loop, against 2.4 ms for the
+two tables, and 1.8 ms once a second, when the table is no longer in cache.
 Unprivileged processes may make this request, as ss(8) does.
 
 Message layouts are those of linux/netlink.h and linux/inet_diag.h.
