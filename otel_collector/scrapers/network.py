@@ -100,7 +100,7 @@ class NetworkScraper(Scraper):
             try:
                 by_number = sock_diag.tcp_state_counts()
             except OSError as error:
-                # Some sandboxes (seccomp profiles, gVisor) allow no netlink sockets.
+                # A sandbox or seccomp profile may refuse netlink sockets.
                 self._use_sock_diag = False
                 structlog.get_logger("otel_collector.scrapers").warning(
                     "sock_diag_unavailable", error=str(error), fallback="/proc/net/tcp"
