@@ -481,10 +481,10 @@ def _bind_failure_reason(
 class HealthServer:
     """gRPC server of the grpc.health.v1 Health service with the agent's statuses.
 
-    cycle_completed(), export_succeeded() and export_failed() only record a time and,
-    when that can change a status at once, wake the watchdog, so the collection loop
-    never waits for the network. The watchdog thread publishes status changes to
-    Check and to open Watch streams.
+    cycle_completed(), export_succeeded() and export_failed() record a time and wake
+    the watchdog thread only when that can change a status at once. They do no
+    network I/O, so the collection loop does not wait for health clients. The
+    watchdog publishes status changes to Check and to open Watch streams.
     """
 
     def __init__(
@@ -507,7 +507,6 @@ class HealthServer:
         self._host = host
         self._requested_port = port
         self._signals = _HealthSignals(clock, cycle_interval_s, recovery_window_s)
-        self._watchdog_period_s = _WATCHDOG_PERIOD_S
 
         self._max_watch_streams = max_watch_streams
         self._servicer = _HealthServicer(max_watch_streams)
@@ -677,7 +676,7 @@ class HealthServer:
         evaluation = self._signals.evaluate()
         with self._publish_lock:
             if self._shutting_down:
-                return self._watchdog_period_s
+                return _WATCHDOG_PERIOD_S
             for service, status in evaluation.statuses.items():
                 if self._log_change(
                     service,
@@ -688,8 +687,8 @@ class HealthServer:
                     self._servicer.set(service, status)
 
         if evaluation.next_change_in_s is None:
-            return self._watchdog_period_s
-        return min(self._watchdog_period_s, evaluation.next_change_in_s + _DEADLINE_MARGIN_S)
+            return _WATCHDOG_PERIOD_S
+        return min(_WATCHDOG_PERIOD_S, evaluation.next_change_in_s + _DEADLINE_MARGIN_S)
 
     def _log_change(self, service: str, status: int, **fields: Any) -> bool:
         """Record status as published for service and log it if it changed.

@@ -31,9 +31,9 @@ READINESS = defaults.READINESS_SERVICE
 LONG_INTERVAL_S = 30.0
 # Maximum seconds that a test waits for a status the server is expected to publish.
 PUBLISH_TIMEOUT_S = 3.0
-# Seconds a test waits before it checks that a status did not change. The watchdog
-# wakes on every reported event that can change a status, so it normally publishes
-# within milliseconds; other changes wait for its deadline or its 1 s period.
+# Seconds a test waits before it checks that a status did not change. An event
+# that can change a status wakes the watchdog, which then publishes within
+# milliseconds. Other changes wait for its deadline or its 1 s period.
 SETTLE_S = 0.2
 
 
