@@ -127,8 +127,7 @@ def _notes(results: Results) -> list[str]:
         lines.append(
             "- node_exporter default collectors that succeeded here and have no agent scraper: "
             + ", ".join(results.unmatched_collectors)
-            + ". The agent's TCP connection count (system.network.connection.count) exists "
-            "but is off by default."
+            + "."
         )
     lines.append(
         "- The Python peer's default set includes system.network.connections, which calls "

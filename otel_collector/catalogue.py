@@ -226,10 +226,9 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.network.connection.count", Kind.UPDOWNCOUNTER, "{connection}",
-        "TCP connections by state in the agent's network namespace. Off by default: the "
-        "kernel walks its whole TCP hash table for the count, 1.8 ms of CPU per cycle on "
-        "a 24 GiB host.",
-        "network", (TRANSPORT, CONNECTION_STATE), enabled=False,
+        "TCP connections in the agent's network namespace, every state included: one "
+        "total, or one point per state with HOST_AGENT_CONNECTION_STATES.",
+        "network", (TRANSPORT,), opt_in_attributes=(CONNECTION_STATE,),
     ),
     # load
     MetricSpec(

@@ -1,11 +1,14 @@
-"""Network scraper: psutil counters per interface, and TCP states from /proc/net/tcp and tcp6."""
+"""Network scraper: psutil counters per interface, TCP states from /proc/net/tcp and tcp6, and
+the TCP total from /proc/net/sockstat."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from collections import Counter, namedtuple
 
+import pytest
 from scraper_context import make_scraper, value
 
 from otel_collector.scrapers import network
@@ -80,9 +83,7 @@ def test_network_against_proc_net_dev() -> None:
 
 def test_connection_count_sees_a_listener() -> None:
     """Independent reading: the count grows by the listeners and the connection the test opens."""
-    scraper = make_scraper(
-        "network", {"HOST_AGENT_METRICS_ENABLE": "system.network.connection.count"}
-    )
+    scraper = make_scraper("network", {"HOST_AGENT_CONNECTION_STATES": "true"})
 
     def count(state: str) -> float:
         reading = scraper.scrape()
@@ -100,3 +101,43 @@ def test_connection_count_sees_a_listener() -> None:
             listening = count("listen")
     assert listening >= before + 2
     assert established >= 2  # both ends of the loopback connection
+
+
+SOCKSTAT = b"""\
+sockets: used 24
+TCP: inuse 5 orphan 1 tw 19 alloc 7 mem 2
+UDP: inuse 3 mem 0
+"""
+
+
+def test_tcp_total_adds_both_families_and_time_wait() -> None:
+    assert network.tcp_total(SOCKSTAT, b"TCP6: inuse 4\nUDP6: inuse 1\n") == 5 + 19 + 4
+    assert network.tcp_total(SOCKSTAT, None) == 5 + 19  # a kernel without IPv6
+
+
+@pytest.mark.parametrize(
+    "table", [b"UDP: inuse 3 mem 0\n", b"TCP: inuse 5 orphan 1\n", b"", b"TCP: inuse x tw 1\n"]
+)
+def test_tcp_total_rejects_a_table_without_the_counters(table: bytes) -> None:
+    with pytest.raises(ValueError):
+        network.tcp_total(table, None)
+
+
+def test_default_count_is_one_total_that_sees_listeners() -> None:
+    """Independent reading: the total grows by at least the listeners the test opens."""
+    scraper = make_scraper("network")
+
+    def total() -> float:
+        points = scraper.scrape()["system.network.connection.count"]
+        assert [point.attributes for point in points] == [{"network.transport": "tcp"}]
+        return points[0].value
+
+    before = total()
+    with contextlib.ExitStack() as stack:
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")) * 5:
+            listener = stack.enter_context(socket.socket(family))
+            listener.bind((host, 0))
+            listener.listen()
+        during = total()
+    # Other work on the host may close sockets meanwhile, hence no equality.
+    assert during >= before + 10 - 5

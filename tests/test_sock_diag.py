@@ -1,4 +1,4 @@
-"""TCP counts from the sock_diag dump against the kernel's own /proc/net/tcp and tcp6."""
+"""TCP counts from the sock_diag dump against the kernel's /proc/net/tcp, tcp6 and sockstat."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from otel_collector.scrapers import network, sock_diag
 # message is about 100 bytes, and the kernel fills at most 32 KiB a buffer.
 PAIRS_IPV4 = 400
 PAIRS_IPV6 = 100
-ENABLE_CONNECTIONS = {"HOST_AGENT_METRICS_ENABLE": "system.network.connection.count"}
+BY_STATE = {"HOST_AGENT_CONNECTION_STATES": "true"}
 # Connections the server side closes first: the server end waits in fin_wait_2
 # and the client end in close_wait.
 HALF_CLOSED = 30
@@ -95,12 +95,33 @@ def test_dump_matches_proc_tables() -> None:
 
 
 def test_scraper_counts_opened_connections() -> None:
-    scraper = make_scraper("network", ENABLE_CONNECTIONS)
+    scraper = make_scraper("network", BY_STATE)
     with loopback_connections():
         reading = scraper.scrape()
     established = value(reading, "system.network.connection.count",
                         **{"network.connection.state": "established", "network.transport": "tcp"})
     assert established >= 2 * (PAIRS_IPV4 + PAIRS_IPV6 - HALF_CLOSED - CLOSED)
+
+
+def test_default_total_equals_the_states_summed() -> None:
+    """The sockstat total and the per-state dump count the same sockets, TIME_WAIT included."""
+    total_scraper = make_scraper("network")
+    states_scraper = make_scraper("network", BY_STATE)
+    with loopback_connections():
+        for _ in range(20):
+            total = total_scraper.scrape()["system.network.connection.count"]
+            states = states_scraper.scrape()["system.network.connection.count"]
+            again = total_scraper.scrape()["system.network.connection.count"]
+            if total == again:  # no socket of the host came or went in between
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the host's TCP sockets kept changing for 20 readings")
+
+    assert [point.attributes for point in total] == [{"network.transport": "tcp"}]
+    assert total[0].value == sum(point.value for point in states)
+    # Every socket the test left open or in TIME_WAIT is in the total.
+    assert total[0].value >= 2 + 2 * (PAIRS_IPV4 + PAIRS_IPV6 - CLOSED) + CLOSED
 
 
 def message(kind: int, payload: bytes) -> bytes:
@@ -144,7 +165,7 @@ def test_scraper_falls_back_to_proc_tables(monkeypatch) -> None:
         raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
 
     monkeypatch.setattr(sock_diag, "tcp_state_counts", unavailable)
-    scraper = make_scraper("network", ENABLE_CONNECTIONS)
+    scraper = make_scraper("network", BY_STATE)
     with structlog.testing.capture_logs() as logs, socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()

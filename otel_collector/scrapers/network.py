@@ -1,15 +1,20 @@
 """Network scraper: traffic, packets, errors and drops per interface; TCP connections.
 
-Interface counters come from psutil. TCP connections are counted by state
-through one sock_diag netlink dump (see sock_diag.py), or from
-/proc/net/tcp and /proc/net/tcp6 where netlink sockets are not allowed.
-Both see the agent's own network namespace, so the count is the host's
-only when the agent runs in the host's network namespace.
+Interface counters come from psutil. By default the TCP connection count is
+one total from /proc/net/sockstat and sockstat6: the kernel's counts of
+sockets in use for IPv4 and IPv6 plus those in TIME_WAIT, so every state.
+With HOST_AGENT_CONNECTION_STATES the count is split by state, through one
+sock_diag netlink dump (see sock_diag.py), or from /proc/net/tcp and
+/proc/net/tcp6 where netlink sockets are not allowed. Every source sees the
+agent's own network namespace, so the count is the host's only when the
+agent runs in the host's network namespace.
+
 psutil.net_connections reads the same tables and also lists /proc/PID/fd of
 every process to find each socket's owner, which the counts do not need.
 Measured in a loop here: 8.0 ms for psutil, 2.4 ms for the two tables and
 1.1 ms for the dump, most of each in the kernel. Once a second in the agent,
-with cold caches, the dump costs 1.8 ms.
+with cold caches, the dump costs 1.8 ms, because the kernel walks every
+bucket of its TCP hash table (262,144 on a 24 GiB host).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import psutil
 import structlog
 
 from otel_collector.scrapers import sock_diag
-from otel_collector.scrapers.base import NameFilter, Point, Reading, Scraper
+from otel_collector.scrapers.base import NameFilter, Point, Reading, Scraper, read_small_file
 
 
 def interface_points(counters: Mapping[str, Any], admit: NameFilter) -> Reading:
@@ -77,6 +82,34 @@ def count_tcp_states(table: bytes, counts: Counter[str]) -> None:
                 counts[state] += 1
 
 
+def sockstat_field(table: bytes, protocol: bytes, name: bytes) -> int:
+    """Return one counter of /proc/net/sockstat or sockstat6, such as TCP's "inuse".
+
+    Each line is "PROTOCOL: name value name value ...". Raises ValueError when
+    the protocol or the counter is missing.
+    """
+    for line in table.split(b"\n"):
+        fields = line.split()
+        if fields and fields[0] == protocol + b":":
+            pairs = dict(zip(fields[1::2], fields[2::2], strict=False))
+            if name in pairs:
+                return int(pairs[name])
+    raise ValueError(f"no {protocol.decode()} {name.decode()} counter in sockstat")
+
+
+def tcp_total(sockstat: bytes, sockstat6: bytes | None) -> int:
+    """Return every TCP socket of the namespace, the listening ones and TIME_WAIT included.
+
+    "inuse" counts the sockets in the kernel's listening and established hash
+    tables, on one line for IPv4 and one for IPv6. "tw" counts the TIME_WAIT
+    sockets of both families, which the kernel keeps apart.
+    """
+    total = sockstat_field(sockstat, b"TCP", b"inuse") + sockstat_field(sockstat, b"TCP", b"tw")
+    if sockstat6 is not None:
+        total += sockstat_field(sockstat6, b"TCP6", b"inuse")
+    return total
+
+
 def connection_points(counts: Mapping[str, int]) -> list[Point]:
     """Build one point per TCP state, zero included, so that no series comes and goes."""
     return [
@@ -125,13 +158,29 @@ class NetworkScraper(Scraper):
                 # A kernel without IPv6 has no tcp6 table.
         return counts
 
+    def _tcp_total(self) -> int:
+        sockstat = read_small_file(f"{self.host.procfs}/net/sockstat")
+        try:
+            sockstat6 = read_small_file(f"{self.host.procfs}/net/sockstat6")
+        except FileNotFoundError:
+            sockstat6 = None  # a kernel without IPv6
+        return tcp_total(sockstat, sockstat6)
+
     def scrape(self) -> Reading:
         reading: Reading = {}
         counters = self.read("net_io_counters", psutil.net_io_counters, pernic=True, nowrap=True)
         if counters:
             reading.update(interface_points(counters, self._filter))
-        if self.wants("system.network.connection.count"):
+        if not self.wants("system.network.connection.count"):
+            return reading
+        if self.config.connection_states:
             counts = self.read("tcp_connections", self._tcp_states)
             if counts is not None:
                 reading["system.network.connection.count"] = connection_points(counts)
+        else:
+            total = self.read("sockstat", self._tcp_total)
+            if total is not None:
+                reading["system.network.connection.count"] = [
+                    Point(total, {"network.transport": "tcp"})
+                ]
         return reading

@@ -26,8 +26,7 @@ from typing import Any
 import psutil
 import structlog
 
-from otel_collector.scrapers.base import Point, Reading, Scraper
-from otel_collector.scrapers.processes import read_small_file
+from otel_collector.scrapers.base import Point, Reading, Scraper, read_small_file
 
 _log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from otel_collector.scrapers.base import Point, Reading, Scraper
+from otel_collector.scrapers.base import Point, Reading, Scraper, read_small_file
 
 # Kernel state letters (proc(5), /proc/PID/stat field 3) mapped to process.state.
 # D (uninterruptible sleep), I (idle kernel thread) and P (parked) are sleeps;
@@ -31,19 +31,6 @@ STATE_BY_LETTER = {
 def state_letter(stat: bytes) -> str:
     """Return the state field of /proc/PID/stat; the command name before it may hold spaces."""
     return chr(stat[stat.rindex(b")") + 2])
-
-
-def read_small_file(path: str) -> bytes:
-    """Read a /proc file of at most 4 KiB with two system calls and no Python file object.
-
-    Reading the stat file of 111 processes took 1.5 ms of CPU this way and
-    3.2 ms with open().read() (one measurement on a 2-CPU VM, CPython 3.11).
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, 4096)
-    finally:
-        os.close(fd)
 
 
 def count_points(letters: Counter[str]) -> list[Point]:
