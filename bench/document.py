@@ -75,7 +75,9 @@ def _method(results: Results) -> list[str]:
         f"- Host areas: {', '.join(area.name for area in families.AREAS)}. An area counts as "
         "covered when the peer exports one of the metric names `bench/families.py` lists for "
         "it. node_exporter's default collectors that succeeded on this machine and have no "
-        "matching agent scraper are listed under the figures.",
+        "matching agent scraper are listed in the notes. Of those, the ones that exported "
+        "samples (by the metric name prefixes in `bench/families.py`) count against the "
+        "target. One that exported nothing adds no family.",
         f"- Figure 2: interval {plan.memory_interval_ms} ms for every process, one run of "
         f"{plan.memory_last} cycles in each of {plan.memory_repetitions} repetition(s). RSS "
         f"after {plan.memory_first} cycles is the median VmRSS over cycles {plan.memory_first} to "
@@ -125,9 +127,14 @@ def _notes(results: Results) -> list[str]:
     lines = ["## Notes", ""]
     if results.unmatched_collectors:
         lines.append(
-            "- node_exporter default collectors that succeeded here and have no agent scraper: "
-            + ", ".join(results.unmatched_collectors)
-            + "."
+            "- node_exporter default collectors that exported samples here and have no agent "
+            "scraper: " + ", ".join(results.unmatched_collectors) + "."
+        )
+    if results.empty_collectors:
+        lines.append(
+            "- node_exporter default collectors that succeeded here but exported no sample "
+            "(their hardware or file system is absent), so they add no family: "
+            + ", ".join(results.empty_collectors) + "."
         )
     lines.append(
         "- The Python peer's default set includes system.network.connections, which calls "

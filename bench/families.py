@@ -63,6 +63,55 @@ AREAS = (
 )
 
 _COLLECTOR_SUCCESS = re.compile(r'^node_scrape_collector_success\{collector="([^"]+)"\} 1\b', re.M)
+_SAMPLE_NAME = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", re.M)
+
+# Metric name prefixes of node_exporter 1.5's default collectors that the
+# agent has no scraper for, from the names each collector registers. A
+# collector succeeds without exporting anything when its hardware or file
+# system is absent (no btrfs volume, no EDAC controller), and such a
+# collector adds no family. A collector missing from this table counts as
+# exporting. textfile is listed with no prefix: with no .prom files it
+# exports only node_textfile_scrape_error, its own scrape status.
+COLLECTOR_PREFIXES: dict[str, tuple[str, ...]] = {
+    "arp": ("node_arp_",),
+    "bcache": ("node_bcache_",),
+    "bonding": ("node_bonding_",),
+    "btrfs": ("node_btrfs_",),
+    "conntrack": ("node_nf_conntrack_",),
+    "dmi": ("node_dmi_",),
+    "edac": ("node_edac_",),
+    "entropy": ("node_entropy_",),
+    "fibrechannel": ("node_fibrechannel_",),
+    "filefd": ("node_filefd_",),
+    "hwmon": ("node_hwmon_",),
+    "infiniband": ("node_infiniband_",),
+    "ipvs": ("node_ipvs_",),
+    "mdadm": ("node_md_",),
+    "netclass": ("node_network_info", "node_network_up", "node_network_mtu_bytes",
+                 "node_network_carrier"),
+    "netstat": ("node_netstat_",),
+    "nfs": ("node_nfs_",),
+    "nfsd": ("node_nfsd_",),
+    "nvme": ("node_nvme_",),
+    "os": ("node_os_",),
+    "powersupplyclass": ("node_power_supply_",),
+    "pressure": ("node_pressure_",),
+    "rapl": ("node_rapl_",),
+    "schedstat": ("node_schedstat_",),
+    "selinux": ("node_selinux_",),
+    "sockstat": ("node_sockstat_",),
+    "softnet": ("node_softnet_",),
+    "tapestats": ("node_tape_",),
+    "textfile": (),
+    "thermal_zone": ("node_thermal_zone_", "node_cooling_device_"),
+    "time": ("node_time_",),
+    "timex": ("node_timex_",),
+    "udp_queues": ("node_udp_queues",),
+    "uname": ("node_uname_",),
+    "watchdog": ("node_watchdog_",),
+    "xfs": ("node_xfs_",),
+    "zfs": ("node_zfs_",),
+}
 
 
 def covered(names: Iterable[str], column: str) -> list[str]:
@@ -74,7 +123,22 @@ def covered(names: Iterable[str], column: str) -> list[str]:
     return [area.name for area in AREAS if exported & set(getattr(area, field))]
 
 
-def unmatched_collectors(scrape_text: str) -> list[str]:
-    """Return node_exporter's collectors that succeeded but have no agent scraper to match."""
-    succeeded = _COLLECTOR_SUCCESS.findall(scrape_text)
-    return sorted(set(succeeded) - set(NODE_EXPORTER_MATCHED_COLLECTORS))
+def _exported_samples(collector: str, names: set[str]) -> bool:
+    prefixes = COLLECTOR_PREFIXES.get(collector)
+    if prefixes is None:
+        return True
+    return any(name.startswith(prefixes) for name in names) if prefixes else False
+
+
+def unmatched_collectors(scrape_text: str) -> tuple[list[str], list[str]]:
+    """Return node_exporter's collectors that succeeded but have no agent scraper to match.
+
+    The first list has those that exported samples, the second those that
+    exported none on this host.
+    """
+    succeeded = set(_COLLECTOR_SUCCESS.findall(scrape_text))
+    unmatched = sorted(succeeded - set(NODE_EXPORTER_MATCHED_COLLECTORS))
+    names = {match for match in _SAMPLE_NAME.findall(scrape_text) if match.startswith("node_")}
+    exporting = [name for name in unmatched if _exported_samples(name, names)]
+    empty = [name for name in unmatched if name not in exporting]
+    return exporting, empty
