@@ -147,6 +147,10 @@ METRICS: tuple[MetricSpec, ...] = (
         "memory",
     ),
     MetricSpec(
+        "system.memory.linux.shared", Kind.UPDOWNCOUNTER, "By",
+        "Shared memory, most of it tmpfs files (Shmem).", "memory", enabled=False,
+    ),
+    MetricSpec(
         "system.memory.linux.slab.usage", Kind.UPDOWNCOUNTER, "By",
         "Kernel slab memory by reclaimability.", "memory", (SLAB_STATE,),
     ),
@@ -190,6 +194,11 @@ METRICS: tuple[MetricSpec, ...] = (
         "system.disk.operation_time", Kind.COUNTER, "s",
         "Sum of the time operations spent in flight, per block device and direction.",
         "disk", (DEVICE, DISK_DIRECTION),
+    ),
+    MetricSpec(
+        "system.disk.limit", Kind.UPDOWNCOUNTER, "By",
+        "Capacity of each block device (its size in /sys/class/block).", "disk", (DEVICE,),
+        enabled=False,
     ),
     # filesystem
     MetricSpec(

@@ -1,10 +1,15 @@
-"""Disk scraper: shaping of psutil counters, and the real scraper against /proc/diskstats."""
+"""Disk scraper: shaping of psutil counters, and the real scraper against /proc/diskstats
+and the sizes of the block devices."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections import namedtuple
+from pathlib import Path
 
+import pytest
 from scraper_context import make_scraper, value
 
 from otel_collector.scrapers import disk
@@ -57,3 +62,46 @@ def test_disk_against_proc_diskstats() -> None:
         reads = value(reading, "system.disk.operations", **{"system.device": device,
                                                            "disk.io.direction": "read"})
         assert before[device][0] <= reads <= after[device][0]
+
+
+ENABLE_LIMIT = {"HOST_AGENT_METRICS_ENABLE": "system.disk.limit"}
+
+
+def test_limit_is_device_size_by_seek() -> None:
+    """Independent reading: the size the block device itself reports, by seeking to its end."""
+    reading = make_scraper("disk", ENABLE_LIMIT).scrape()
+    limits = {p.attributes["system.device"]: p.value for p in reading["system.disk.limit"]}
+    assert limits  # the default exclude list leaves the host's real disks
+    checked = 0
+    for device, size in limits.items():
+        try:
+            fd = os.open(f"/dev/{device}", os.O_RDONLY)
+        except OSError:
+            continue  # no device node here, or no permission to open it
+        try:
+            assert size == os.lseek(fd, 0, os.SEEK_END), device
+        finally:
+            os.close(fd)
+        checked += 1
+    if not checked:
+        pytest.skip("no block device of the host could be opened to read its size")
+
+
+def test_limit_skips_an_unreadable_size(tmp_path: Path) -> None:
+    """Fault injected with a copy of the host's sysfs sizes: one device's size file is gone."""
+    devices = sorted(p.attributes["system.device"] for p in
+                     make_scraper("disk", ENABLE_LIMIT).scrape()["system.disk.limit"])
+    for device in devices:
+        (tmp_path / "sys/class/block" / device).mkdir(parents=True)
+        shutil.copy(f"/sys/class/block/{device}/size", tmp_path / "sys/class/block" / device)
+    (tmp_path / "sys/class/block" / devices[0] / "size").unlink()
+    (tmp_path / "proc").mkdir()  # a host root must contain proc/
+    # psutil still reads this host's /proc/diskstats: only the agent sets psutil.PROCFS_PATH.
+    scraper = make_scraper("disk", ENABLE_LIMIT, root=str(tmp_path))
+
+    reading = scraper.scrape()
+
+    limits = {p.attributes["system.device"] for p in reading["system.disk.limit"]}
+    assert limits == set(devices[1:])
+    assert reading["system.disk.io"]  # the counters still go out
+    assert scraper.context.errors.errors_by_scraper() == {"disk": 1}

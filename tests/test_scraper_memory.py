@@ -11,6 +11,7 @@ MemFree:         2000000 kB
 MemAvailable:   10000000 kB
 Buffers:          500000 kB
 Cached:          6000000 kB
+Shmem:            250000 kB
 SReclaimable:     700000 kB
 SUnreclaim:       300000 kB
 HugePages_Total:       0
@@ -32,6 +33,11 @@ def test_cached_excludes_reclaimable_slab() -> None:
     assert slab == {"reclaimable": 700_000 * 1024, "unreclaimable": 300_000 * 1024}
 
 
+def test_shared_is_shmem() -> None:
+    reading = memory.memory_points(memory.parse_meminfo(MEMINFO))
+    assert value(reading, "system.memory.linux.shared") == 250_000 * 1024
+
+
 def test_utilization_is_usage_over_total() -> None:
     reading = memory.memory_points(memory.parse_meminfo(MEMINFO))
     assert value(reading, "system.memory.utilization", **{"system.memory.state": "free"}) == 0.125
@@ -51,9 +57,13 @@ def _meminfo_bytes() -> dict[str, int]:
 
 
 def test_memory_against_proc_meminfo() -> None:
-    reading = make_scraper("memory", {"HOST_AGENT_METRICS_ENABLE": "system.memory.limit"}).scrape()
+    reading = make_scraper(
+        "memory", {"HOST_AGENT_METRICS_ENABLE": "system.memory.limit,system.memory.linux.shared"}
+    ).scrape()
     meminfo = _meminfo_bytes()
     assert value(reading, "system.memory.limit") == meminfo["MemTotal"]
+    shared = value(reading, "system.memory.linux.shared")
+    assert abs(shared - meminfo["Shmem"]) < 64 * 1024 * 1024
     used = value(reading, "system.memory.usage", **{"system.memory.state": "used"})
     expected_used = meminfo["MemTotal"] - meminfo["MemAvailable"]
     # Memory moves between the two readings; 64 MiB is generous on an idle host.

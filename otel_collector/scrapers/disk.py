@@ -1,4 +1,8 @@
-"""Disk scraper: bytes, operations, merges and busy time per block device (psutil)."""
+"""Disk scraper: bytes, operations, merges and busy time per block device (psutil), and capacity.
+
+The capacity comes from /sys/class/block/DEVICE/size, which the kernel
+writes in 512-byte sectors whatever the device's own sector size.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from typing import Any
 
 import psutil
 
-from otel_collector.scrapers.base import NameFilter, Point, Reading, Scraper
+from otel_collector.scrapers.base import NameFilter, Point, Reading, Scraper, read_small_file
+
+SECTOR_BYTES = 512
 
 
 def disk_points(counters: Mapping[str, Any], admit: NameFilter) -> Reading:
@@ -47,9 +53,31 @@ class DiskScraper(Scraper):
             self.config.disk_devices_include, self.config.disk_devices_exclude
         )
 
+    def _capacity(self, devices: list[str]) -> list[Point]:
+        points = []
+        for device in devices:
+            path = self.host.path(f"/sys/class/block/{device}/size")
+            try:
+                sectors = int(read_small_file(path))
+            except (OSError, ValueError) as error:
+                self.partial_failure(
+                    f"size:{device}", "disk_size_unreadable", device=device, path=path,
+                    error=f"{type(error).__name__}: {error}",
+                )
+                continue
+            self.recovered(f"size:{device}")
+            points.append(Point(sectors * SECTOR_BYTES, {"system.device": device}))
+        return points
+
     def scrape(self) -> Reading:
         # nowrap keeps the counters monotonic when the kernel's 32-bit fields wrap.
         counters = self.read(
             "disk_io_counters", psutil.disk_io_counters, perdisk=True, nowrap=True
         )
-        return disk_points(counters, self._filter) if counters else {}
+        if not counters:
+            return {}
+        reading = disk_points(counters, self._filter)
+        if self.wants("system.disk.limit"):
+            devices = [device for device in counters if self._filter.admits(device)]
+            reading["system.disk.limit"] = self._capacity(devices)
+        return reading

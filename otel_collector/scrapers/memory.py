@@ -1,4 +1,4 @@
-"""Memory scraper: usage by state, utilization, limit, available and slab.
+"""Memory scraper: usage by state, utilization, limit, available, shared and slab.
 
 It parses /proc/meminfo itself, once per cycle: psutil.virtual_memory()
 folds SReclaimable into "cached" and does not expose SUnreclaim, both of
@@ -46,6 +46,8 @@ def memory_points(meminfo: Mapping[str, int]) -> Reading:
         "system.memory.limit": [Point(total)],
         "system.memory.linux.available": [Point(available)],
     }
+    if "Shmem" in meminfo:
+        reading["system.memory.linux.shared"] = [Point(meminfo["Shmem"])]
     if total > 0:
         reading["system.memory.utilization"] = [
             Point(value / total, {"system.memory.state": state}) for state, value in states.items()
