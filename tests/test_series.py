@@ -48,7 +48,8 @@ def _agent_parts() -> tuple[CollectingReader, SeriesPruner, Collection, Churning
     collection = Collection([scraper], enabled, context.errors, AgentStats())
     reader = CollectingReader(DiscardingExporter(), before_collect=collection.run_cycle,
                               export_interval_millis=3_600_000)
-    provider = MeterProvider(metric_readers=[reader])
+    # Each test shuts the reader down, so the provider must not do it again at exit.
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
     instruments.register(provider, collection, enabled)
     pruner = SeriesPruner(provider, reader)
     reader.after_collect = lambda: pruner.prune(collection.reading) and None
@@ -147,7 +148,8 @@ def test_collections_leave_tuple_free_list_alone() -> None:
                             AgentStats())
     reader = CollectingReader(DiscardingExporter(), before_collect=collection.run_cycle,
                               export_interval_millis=3_600_000)
-    instruments.register(MeterProvider(metric_readers=[reader]), collection, enabled)
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    instruments.register(provider, collection, enabled)
     reader.collect()
 
     # Holding many 5-tuples empties that free list, so that growth can show:
