@@ -235,8 +235,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.network.connection.count", Kind.UPDOWNCOUNTER, "{connection}",
-        "TCP connections in the agent's network namespace, every state included: one "
-        "total, or one point per state with HOST_AGENT_CONNECTION_STATES.",
+        "TCP connections in the agent's network namespace: one total from "
+        "/proc/net/sockstat, or one point per state with HOST_AGENT_CONNECTION_STATES.",
         "network", (TRANSPORT,), opt_in_attributes=(CONNECTION_STATE,),
     ),
     # load

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import time
 from collections import Counter, namedtuple
 
 import pytest
@@ -123,8 +124,18 @@ def test_tcp_total_rejects_a_table_without_the_counters(table: bytes) -> None:
         network.tcp_total(table, None)
 
 
+def test_tcp_total_error_names_the_file() -> None:
+    with pytest.raises(ValueError, match="TCP6 'inuse' counter missing from /proc/net/sockstat6"):
+        network.tcp_total(SOCKSTAT, b"UDP6: inuse 1\n")
+
+
 def test_default_count_is_one_total_that_sees_listeners() -> None:
-    """Independent reading: the total grows by at least the listeners the test opens."""
+    """Independent reading: the total grows by exactly the listeners the test opens.
+
+    The total covers the whole network namespace, so a reading counts only
+    when the totals before and after the listeners agree: no other socket of
+    the host came or went meanwhile.
+    """
     scraper = make_scraper("network")
 
     def total() -> float:
@@ -132,12 +143,18 @@ def test_default_count_is_one_total_that_sees_listeners() -> None:
         assert [point.attributes for point in points] == [{"network.transport": "tcp"}]
         return points[0].value
 
-    before = total()
-    with contextlib.ExitStack() as stack:
-        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")) * 5:
-            listener = stack.enter_context(socket.socket(family))
-            listener.bind((host, 0))
-            listener.listen()
-        during = total()
-    # Other work on the host may close sockets meanwhile, hence no equality.
-    assert during >= before + 10 - 5
+    for _ in range(20):
+        before = total()
+        with contextlib.ExitStack() as stack:
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")) * 5:
+                listener = stack.enter_context(socket.socket(family))
+                listener.bind((host, 0))
+                listener.listen()
+            during = total()
+        if total() == before:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the host's TCP sockets kept changing for 20 readings")
+
+    assert during == before + 10

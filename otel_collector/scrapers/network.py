@@ -2,7 +2,8 @@
 
 Interface counters come from psutil. By default the TCP connection count is
 one total from /proc/net/sockstat and sockstat6: the kernel's counts of
-sockets in use for IPv4 and IPv6 plus those in TIME_WAIT, so every state.
+sockets in use for IPv4 and IPv6 plus those in TIME_WAIT, so every state
+but the server side of handshakes in progress (see tcp_total).
 With HOST_AGENT_CONNECTION_STATES the count is split by state, through one
 sock_diag netlink dump (see sock_diag.py), or from /proc/net/tcp and
 /proc/net/tcp6 where netlink sockets are not allowed. Every source sees the
@@ -82,11 +83,11 @@ def count_tcp_states(table: bytes, counts: Counter[str]) -> None:
                 counts[state] += 1
 
 
-def sockstat_field(table: bytes, protocol: bytes, name: bytes) -> int:
+def sockstat_field(table: bytes, protocol: bytes, name: bytes, path: str) -> int:
     """Return one counter of /proc/net/sockstat or sockstat6, such as TCP's "inuse".
 
-    Each line is "PROTOCOL: name value name value ...". Raises ValueError when
-    the protocol or the counter is missing.
+    Each line is "PROTOCOL: name value name value ...". Raises ValueError,
+    naming `path`, when the protocol or the counter is missing.
     """
     for line in table.split(b"\n"):
         fields = line.split()
@@ -94,19 +95,24 @@ def sockstat_field(table: bytes, protocol: bytes, name: bytes) -> int:
             pairs = dict(zip(fields[1::2], fields[2::2], strict=False))
             if name in pairs:
                 return int(pairs[name])
-    raise ValueError(f"no {protocol.decode()} {name.decode()} counter in sockstat")
+    raise ValueError(f"{protocol.decode()} {name.decode()!r} counter missing from {path}")
 
 
 def tcp_total(sockstat: bytes, sockstat6: bytes | None) -> int:
-    """Return every TCP socket of the namespace, the listening ones and TIME_WAIT included.
+    """Return the TCP sockets of the namespace, the listening ones and TIME_WAIT included.
 
     "inuse" counts the sockets in the kernel's listening and established hash
     tables, on one line for IPv4 and one for IPv6. "tw" counts the TIME_WAIT
     sockets of both families, which the kernel keeps apart.
+
+    NOTE: connections still in the server's handshake (syn_received) are not
+    in "inuse", although the per-state count has them. There are few unless
+    a listener defers accept (TCP_DEFER_ACCEPT) or the host is under a SYN flood.
     """
-    total = sockstat_field(sockstat, b"TCP", b"inuse") + sockstat_field(sockstat, b"TCP", b"tw")
+    total = (sockstat_field(sockstat, b"TCP", b"inuse", "/proc/net/sockstat")
+             + sockstat_field(sockstat, b"TCP", b"tw", "/proc/net/sockstat"))
     if sockstat6 is not None:
-        total += sockstat_field(sockstat6, b"TCP6", b"inuse")
+        total += sockstat_field(sockstat6, b"TCP6", b"inuse", "/proc/net/sockstat6")
     return total
 
 
