@@ -400,9 +400,14 @@ def start_agent_container(
 
 @pytest.fixture(scope="module")
 def running_agent(image: Build) -> Iterator[RunningAgent]:
-    """Start one healthy agent container that exports every 2 s. The tests only observe it."""
+    """Start one healthy agent container that exports every 2 s. The tests only observe it.
+
+    It also exports the opt-in disk capacity, which it reads from the host's sysfs.
+    """
     with OtlpReceiver() as receiver:
-        agent = start_agent_container(receiver)
+        agent = start_agent_container(
+            receiver, extra_env={"HOST_AGENT_METRICS_ENABLE": "system.disk.limit"}
+        )
         try:
             wait_until_healthy(agent.container)
             yield agent
@@ -612,6 +617,20 @@ def test_container_exports_host_interfaces(running_agent: RunningAgent) -> None:
     assert "lo" in exported
     assert device_interfaces <= exported
     assert exported <= host_interfaces
+
+
+def test_container_exports_host_disk_sizes(running_agent: RunningAgent) -> None:
+    points = running_agent.receiver.wait_for_points(
+        lambda found: [p for p in found if p.name == "system.disk.limit"], timeout=30,
+        description="system.disk.limit points",
+    )
+    sizes = {p.attributes["system.device"]: p.value for p in points
+             if p.name == "system.disk.limit"}
+
+    assert sizes
+    for device, size in sizes.items():
+        sectors = int(Path(f"/sys/class/block/{device}/size").read_text())
+        assert size == sectors * 512, device
 
 
 def test_container_resource_describes_host(running_agent: RunningAgent) -> None:

@@ -105,3 +105,17 @@ def test_limit_skips_an_unreadable_size(tmp_path: Path) -> None:
     assert limits == set(devices[1:])
     assert reading["system.disk.io"]  # the counters still go out
     assert scraper.context.errors.errors_by_scraper() == {"disk": 1}
+
+
+def test_limit_maps_slash_in_device_names(tmp_path: Path) -> None:
+    """sysfs names cciss/c0d0 as cciss!c0d0; the point keeps the diskstats name."""
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "sys/class/block/cciss!c0d0").mkdir(parents=True)
+    (tmp_path / "sys/class/block/cciss!c0d0/size").write_text("2048\n")
+    scraper = make_scraper("disk", ENABLE_LIMIT, root=str(tmp_path))
+
+    points = scraper.capacity_points(["cciss/c0d0"])
+
+    assert [(p.value, p.attributes) for p in points] == [
+        (2048 * 512, {"system.device": "cciss/c0d0"})
+    ]

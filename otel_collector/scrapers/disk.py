@@ -53,10 +53,13 @@ class DiskScraper(Scraper):
             self.config.disk_devices_include, self.config.disk_devices_exclude
         )
 
-    def _capacity(self, devices: list[str]) -> list[Point]:
+    def capacity_points(self, devices: list[str]) -> list[Point]:
+        """Build one system.disk.limit point per device whose size sysfs gives."""
         points = []
         for device in devices:
-            path = self.host.path(f"/sys/class/block/{device}/size")
+            # sysfs writes the "/" of names such as cciss/c0d0 as "!".
+            sysfs_name = device.replace("/", "!")
+            path = self.host.path(f"/sys/class/block/{sysfs_name}/size")
             try:
                 sectors = int(read_small_file(path))
             except (OSError, ValueError) as error:
@@ -79,5 +82,5 @@ class DiskScraper(Scraper):
         reading = disk_points(counters, self._filter)
         if self.wants("system.disk.limit"):
             devices = [device for device in counters if self._filter.admits(device)]
-            reading["system.disk.limit"] = self._capacity(devices)
+            reading["system.disk.limit"] = self.capacity_points(devices)
         return reading
