@@ -127,7 +127,8 @@ def _exported_samples(collector: str, names: set[str]) -> bool:
     prefixes = COLLECTOR_PREFIXES.get(collector)
     if prefixes is None:
         return True
-    return any(name.startswith(prefixes) for name in names) if prefixes else False
+    # An empty tuple of prefixes matches no name.
+    return any(name.startswith(prefixes) for name in names)
 
 
 def unmatched_collectors(scrape_text: str) -> tuple[list[str], list[str]]:

@@ -78,8 +78,8 @@ class Results:
     plan: Plan
     plain: list[dict[str, Window]] = field(default_factory=list)  # one dict per repetition
     gzip: list[dict[str, Window]] = field(default_factory=list)
-    unmatched_collectors: list[str] = field(default_factory=list)  # they exported samples
-    empty_collectors: list[str] = field(default_factory=list)  # succeeded, exported nothing
+    unmatched_collectors: list[str] = field(default_factory=list)  # collectors with samples
+    empty_collectors: list[str] = field(default_factory=list)  # collectors with no sample
     memory: list[dict[str, MemoryTrace]] = field(default_factory=list)
     agent_start_s: list[float] = field(default_factory=list)
     node_exporter_start_s: list[float] = field(default_factory=list)

@@ -108,7 +108,7 @@ def test_limit_skips_an_unreadable_size(tmp_path: Path) -> None:
 
 
 def test_limit_maps_slash_in_device_names(tmp_path: Path) -> None:
-    """sysfs names cciss/c0d0 as cciss!c0d0; the point keeps the diskstats name."""
+    """sysfs names cciss/c0d0 as cciss!c0d0, and the point keeps the diskstats name."""
     (tmp_path / "proc").mkdir()
     (tmp_path / "sys/class/block/cciss!c0d0").mkdir(parents=True)
     (tmp_path / "sys/class/block/cciss!c0d0/size").write_text("2048\n")
