@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import shlex
 import socket
 import urllib.parse
 import uuid
@@ -36,19 +37,54 @@ def machine_id(host: HostRoot) -> str | None:
     return None
 
 
-def os_description(host: HostRoot) -> str:
-    """PRETTY_NAME from the host's os-release, followed by the kernel release."""
-    kernel = f"Linux {platform.release()}"
+# os-release(5) variables mapped to the os.* attributes of the conventions.
+OS_RELEASE_ATTRIBUTES = {"NAME": "os.name", "VERSION_ID": "os.version", "BUILD_ID": "os.build_id"}
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """Parse os-release(5): KEY=value lines whose values follow shell quoting."""
+    variables = {}
+    for line in text.splitlines():
+        key, separator, value = line.partition("=")
+        key = key.strip()
+        if not separator or not key or key.startswith("#"):
+            continue
+        try:
+            words = shlex.split(value)
+        except ValueError:  # an unterminated quote
+            continue
+        variables[key] = " ".join(words)
+    return variables
+
+
+def os_release(host: HostRoot) -> dict[str, str]:
+    """Return the variables of the host's os-release, or {} when it has none."""
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         try:
-            text = host.read_text(path)
+            return parse_os_release(host.read_text(path))
         except OSError:
             continue
-        for line in text.splitlines():
-            key, _, value = line.partition("=")
-            if key == "PRETTY_NAME":
-                return f"{value.strip().strip(chr(34))} ({kernel})"
-    return kernel
+    return {}
+
+
+def os_attributes(host: HostRoot) -> dict[str, str]:
+    """Return the os.* attributes: os.type, and the rest from os-release and the kernel.
+
+    os.description is PRETTY_NAME followed by the kernel release. os.name,
+    os.version and os.build_id, from NAME, VERSION_ID and BUILD_ID, are left
+    out when their variable is missing or empty.
+    """
+    release = os_release(host)
+    kernel = f"Linux {platform.release()}"
+    pretty_name = release.get("PRETTY_NAME")
+    attributes = {
+        "os.type": "linux",
+        "os.description": f"{pretty_name} ({kernel})" if pretty_name else kernel,
+    }
+    for variable, attribute in OS_RELEASE_ATTRIBUTES.items():
+        if release.get(variable):
+            attributes[attribute] = release[variable]
+    return attributes
 
 
 def detect(host: HostRoot, service_name: str) -> dict[str, str]:
@@ -58,8 +94,7 @@ def detect(host: HostRoot, service_name: str) -> dict[str, str]:
         "service.version": __version__,
         "host.name": socket.gethostname(),
         "host.arch": ARCH.get(platform.machine().lower(), platform.machine().lower()),
-        "os.type": "linux",
-        "os.description": os_description(host),
+        **os_attributes(host),
     }
     host_id = machine_id(host)
     if host_id:

@@ -58,6 +58,7 @@ def test_resource_describes_host(tmp_path: Path) -> None:
     assert resource["host.name"] == "override"  # the environment wins over detection
     assert resource["deployment.environment.name"] == "test"
     assert resource["os.type"] == "linux"
+    assert resource["os.name"] == platform.freedesktop_os_release()["NAME"]
     assert resource["host.arch"] in ("amd64", "arm64", platform.machine())
     with open("/etc/machine-id") as file:
         assert resource["host.id"] == file.read().strip()

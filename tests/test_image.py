@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import socket
@@ -638,6 +639,10 @@ def test_container_resource_describes_host(running_agent: RunningAgent) -> None:
     resource = points[0].resource
 
     assert resource["host.name"] == socket.gethostname()
+    # The image has no os-release of its own: these come from the host's, under /hostfs.
+    os_release = platform.freedesktop_os_release()
+    assert resource["os.name"] == os_release["NAME"]
+    assert resource.get("os.version") == os_release.get("VERSION_ID")
     machine_id = Path("/etc/machine-id")
     if machine_id.exists():
         assert resource["host.id"] == machine_id.read_text().strip()
