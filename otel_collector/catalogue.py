@@ -86,7 +86,7 @@ CONNECTION_STATE = Attribute(
         "time_wait",
     ),
 )
-TRANSPORT = Attribute("network.transport", ("tcp",))
+TRANSPORT = Attribute("network.transport", ("tcp", "udp"))
 PROCESS_STATE = Attribute("process.state", ("running", "sleeping", "stopped", "defunct"))
 CONTEXT_SWITCH_TYPE = Attribute("process.context_switch.type", ("voluntary", "involuntary"))
 # Identity of a process, on every process.* point (see scrapers/process.py for why).
@@ -235,8 +235,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.network.connection.count", Kind.UPDOWNCOUNTER, "{connection}",
-        "TCP connections in the agent's network namespace: one total from "
-        "/proc/net/sockstat, or one point per state with HOST_AGENT_CONNECTION_STATES.",
+        "TCP connections and bound UDP sockets in the agent's network namespace: totals "
+        "from /proc/net/sockstat, with TCP by state under HOST_AGENT_CONNECTION_STATES.",
         "network", (TRANSPORT,), opt_in_attributes=(CONNECTION_STATE,),
     ),
     # load

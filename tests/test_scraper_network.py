@@ -1,5 +1,5 @@
 """Network scraper: psutil counters per interface, TCP states from /proc/net/tcp and tcp6, and
-the TCP total from /proc/net/sockstat."""
+the TCP and UDP totals from /proc/net/sockstat."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import socket
 import time
 from collections import Counter, namedtuple
+from collections.abc import Callable
 
 import pytest
 from scraper_context import make_scraper, value
@@ -129,32 +130,79 @@ def test_tcp_total_error_names_the_file() -> None:
         network.tcp_total(SOCKSTAT, b"UDP6: inuse 1\n")
 
 
-def test_default_count_is_one_total_that_sees_listeners() -> None:
-    """Independent reading: the total grows by exactly the listeners the test opens.
+def test_udp_total_adds_both_families() -> None:
+    assert network.udp_total(SOCKSTAT, b"TCP6: inuse 4\nUDP6: inuse 2\n") == 3 + 2
+    assert network.udp_total(SOCKSTAT, None) == 3  # a kernel without IPv6
 
-    The total covers the whole network namespace, so a reading counts only
-    when the totals before and after the listeners agree: no other socket of
+
+def test_udp_total_error_names_the_file() -> None:
+    with pytest.raises(ValueError, match="UDP 'inuse' counter missing from /proc/net/sockstat"):
+        network.udp_total(b"TCP: inuse 5 orphan 1 tw 19\n", None)
+    with pytest.raises(ValueError, match="UDP6 'inuse' counter missing from /proc/net/sockstat6"):
+        network.udp_total(SOCKSTAT, b"TCP6: inuse 4\n")
+
+
+def _totals_while_open(scraper: network.NetworkScraper,
+                       open_sockets: Callable[[contextlib.ExitStack], None]) -> tuple[dict, dict]:
+    """Return the totals by transport before and while `open_sockets` keeps its sockets open.
+
+    The totals cover the whole network namespace, so a reading counts only
+    when the totals before and after the sockets agree: no other socket of
     the host came or went meanwhile.
     """
-    scraper = make_scraper("network")
 
-    def total() -> float:
+    def totals() -> dict[str, float]:
         points = scraper.scrape()["system.network.connection.count"]
-        assert [point.attributes for point in points] == [{"network.transport": "tcp"}]
-        return points[0].value
+        assert [point.attributes for point in points] == [
+            {"network.transport": "tcp"}, {"network.transport": "udp"}
+        ]
+        return {point.attributes["network.transport"]: point.value for point in points}
 
     for _ in range(20):
-        before = total()
+        before = totals()
         with contextlib.ExitStack() as stack:
-            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")) * 5:
-                listener = stack.enter_context(socket.socket(family))
-                listener.bind((host, 0))
-                listener.listen()
-            during = total()
-        if total() == before:
-            break
+            open_sockets(stack)
+            during = totals()
+        if totals() == before:
+            return before, during
         time.sleep(0.05)
-    else:
-        raise AssertionError("the host's TCP sockets kept changing for 20 readings")
+    raise AssertionError("the host's sockets kept changing for 20 readings")
 
-    assert during == before + 10
+
+LOOPBACKS = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
+
+
+def test_default_tcp_total_sees_listeners() -> None:
+    def listen(stack: contextlib.ExitStack) -> None:
+        for family, host in LOOPBACKS * 5:
+            listener = stack.enter_context(socket.socket(family))
+            listener.bind((host, 0))
+            listener.listen()
+
+    before, during = _totals_while_open(make_scraper("network"), listen)
+
+    assert during["tcp"] == before["tcp"] + 10
+    assert during["udp"] == before["udp"]
+
+
+def test_default_udp_total_sees_bound_sockets() -> None:
+    def bind(stack: contextlib.ExitStack) -> None:
+        for family, host in LOOPBACKS * 4:
+            udp = stack.enter_context(socket.socket(family, socket.SOCK_DGRAM))
+            udp.bind((host, 0))
+        # A socket that is never bound or connected has no port and is not in "inuse".
+        stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+
+    before, during = _totals_while_open(make_scraper("network"), bind)
+
+    assert during["udp"] == before["udp"] + 8
+    assert during["tcp"] == before["tcp"]
+
+
+def test_states_mode_keeps_the_udp_total() -> None:
+    reading = make_scraper("network", {"HOST_AGENT_CONNECTION_STATES": "true"}).scrape()
+    points = reading["system.network.connection.count"]
+    udp = [point for point in points if point.attributes["network.transport"] == "udp"]
+
+    assert [point.attributes for point in udp] == [{"network.transport": "udp"}]
+    assert len(points) == len(set(network.TCP_STATES.values())) + 1

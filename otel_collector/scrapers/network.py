@@ -1,10 +1,11 @@
-"""Network scraper: traffic, packets, errors and drops per interface; TCP connections.
+"""Network scraper: traffic, packets, errors and drops per interface; TCP and UDP sockets.
 
 Interface counters come from psutil. By default the TCP connection count is
 one total from /proc/net/sockstat and sockstat6: the kernel's counts of
 sockets in use for IPv4 and IPv6 plus those in TIME_WAIT, so every state
-but the server side of handshakes in progress (see tcp_total).
-With HOST_AGENT_CONNECTION_STATES the count is split by state, through one
+but the server side of handshakes in progress (see tcp_total). The UDP
+count, from the same files, is the number of bound UDP sockets.
+With HOST_AGENT_CONNECTION_STATES the TCP count is split by state, through one
 sock_diag netlink dump (see sock_diag.py), or from /proc/net/tcp and
 /proc/net/tcp6 where netlink sockets are not allowed. Every source sees the
 agent's own network namespace, so the count is the host's only when the
@@ -116,6 +117,14 @@ def tcp_total(sockstat: bytes, sockstat6: bytes | None) -> int:
     return total
 
 
+def udp_total(sockstat: bytes, sockstat6: bytes | None) -> int:
+    """Return the bound UDP sockets of the namespace, IPv4 and IPv6 ("inuse")."""
+    total = sockstat_field(sockstat, b"UDP", b"inuse", "/proc/net/sockstat")
+    if sockstat6 is not None:
+        total += sockstat_field(sockstat6, b"UDP6", b"inuse", "/proc/net/sockstat6")
+    return total
+
+
 def connection_points(counts: Mapping[str, int]) -> list[Point]:
     """Build one point per TCP state, zero included, so that no series comes and goes."""
     return [
@@ -164,13 +173,21 @@ class NetworkScraper(Scraper):
                 # A kernel without IPv6 has no tcp6 table.
         return counts
 
-    def _tcp_total(self) -> int:
+    def _sockstat(self) -> tuple[bytes, bytes | None]:
         sockstat = read_small_file(f"{self.host.procfs}/net/sockstat")
         try:
             sockstat6 = read_small_file(f"{self.host.procfs}/net/sockstat6")
         except FileNotFoundError:
             sockstat6 = None  # a kernel without IPv6
-        return tcp_total(sockstat, sockstat6)
+        return sockstat, sockstat6
+
+    def _socket_totals(self) -> tuple[int, int]:
+        """Return the TCP total and the UDP total from one reading of sockstat and sockstat6."""
+        tables = self._sockstat()
+        return tcp_total(*tables), udp_total(*tables)
+
+    def _udp_total(self) -> int:
+        return udp_total(*self._sockstat())
 
     def scrape(self) -> Reading:
         reading: Reading = {}
@@ -179,14 +196,19 @@ class NetworkScraper(Scraper):
             reading.update(interface_points(counters, self._filter))
         if not self.wants("system.network.connection.count"):
             return reading
+        points: list[Point] = []
         if self.config.connection_states:
             counts = self.read("tcp_connections", self._tcp_states)
             if counts is not None:
-                reading["system.network.connection.count"] = connection_points(counts)
+                points += connection_points(counts)
+            udp = self.read("sockstat", self._udp_total)
         else:
-            total = self.read("sockstat", self._tcp_total)
-            if total is not None:
-                reading["system.network.connection.count"] = [
-                    Point(total, {"network.transport": "tcp"})
-                ]
+            totals = self.read("sockstat", self._socket_totals)
+            tcp, udp = totals if totals is not None else (None, None)
+            if tcp is not None:
+                points.append(Point(tcp, {"network.transport": "tcp"}))
+        if udp is not None:
+            points.append(Point(udp, {"network.transport": "udp"}))
+        if points:
+            reading["system.network.connection.count"] = points
         return reading
