@@ -99,9 +99,11 @@ def _run_cycles(results: Results, log_dir: Path) -> None:
         )
         results.plain.append(windows)
         scrape_text = getattr(peers[runs.NODE_EXPORTER], "first_text", "")
-        results.unmatched_collectors, results.empty_collectors = families.unmatched_collectors(
-            scrape_text
-        )
+        (
+            results.unmatched_collectors,
+            results.empty_collectors,
+            results.resource_collectors,
+        ) = families.unmatched_collectors(scrape_text, windows[runs.AGENT].resource_keys)
     for index in range(plan.gzip_repetitions):
         _progress(f"figure 7: gzip repetition {index + 1} of {plan.gzip_repetitions}")
         windows, _ = runs.run_cycles(

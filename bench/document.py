@@ -77,7 +77,8 @@ def _method(results: Results) -> list[str]:
         "it. node_exporter's default collectors that succeeded on this machine and have no "
         "matching agent scraper are listed in the notes. Of those, the ones that exported "
         "samples (by the metric name prefixes in `bench/families.py`) count against the "
-        "target. One that exported nothing adds no family.",
+        "target. One that exported nothing adds no family, and one whose data the agent's "
+        "resource attributes carry counts as matched.",
         f"- Figure 2: interval {plan.memory_interval_ms} ms for every process, one run of "
         f"{plan.memory_last} cycles in each of {plan.memory_repetitions} repetition(s). RSS "
         f"after {plan.memory_first} cycles is the median VmRSS over cycles {plan.memory_first} to "
@@ -129,6 +130,12 @@ def _notes(results: Results) -> list[str]:
         lines.append(
             "- node_exporter default collectors that exported samples here and have no agent "
             "scraper: " + ", ".join(results.unmatched_collectors) + "."
+        )
+    if results.resource_collectors:
+        lines.append(
+            "- node_exporter default collectors whose data the agent sends as resource "
+            "attributes of every export request (`bench/families.py` lists the keys), so "
+            "they count as matched: " + ", ".join(results.resource_collectors) + "."
         )
     if results.empty_collectors:
         lines.append(

@@ -114,6 +114,18 @@ COLLECTOR_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Collectors that export info metrics (value 1, the data in labels) about the
+# host's identity, which OpenTelemetry carries as resource attributes on every
+# export request instead. Such a collector counts as matched when the agent's
+# resource has every key listed: os-release's NAME and VERSION_ID for
+# node_os_info, and uname's nodename, machine, sysname and release for
+# node_uname_info (the release is part of os.description).
+RESOURCE_COUNTERPARTS: dict[str, tuple[str, ...]] = {
+    "os": ("os.name", "os.version"),
+    "uname": ("host.name", "host.arch", "os.type", "os.description"),
+}
+
+
 def covered(names: Iterable[str], column: str) -> list[str]:
     """Return the areas that `names` cover, for a column of the table (agent, node_exporter...)."""
     exported = set(names)
@@ -131,15 +143,25 @@ def _exported_samples(collector: str, names: set[str]) -> bool:
     return any(name.startswith(prefixes) for name in names)
 
 
-def unmatched_collectors(scrape_text: str) -> tuple[list[str], list[str]]:
+def _in_resource(collector: str, resource_keys: frozenset[str]) -> bool:
+    keys = RESOURCE_COUNTERPARTS.get(collector)
+    return keys is not None and resource_keys.issuperset(keys)
+
+
+def unmatched_collectors(
+    scrape_text: str, resource_keys: frozenset[str] = frozenset()
+) -> tuple[list[str], list[str], list[str]]:
     """Return node_exporter's collectors that succeeded but have no agent scraper to match.
 
     The first list has those that exported samples, the second those that
-    exported none on this host.
+    exported none on this host, and the third those whose data the agent's
+    resource (`resource_keys`) carries.
     """
     succeeded = set(_COLLECTOR_SUCCESS.findall(scrape_text))
     unmatched = sorted(succeeded - set(NODE_EXPORTER_MATCHED_COLLECTORS))
     names = {match for match in _SAMPLE_NAME.findall(scrape_text) if match.startswith("node_")}
-    exporting = [name for name in unmatched if _exported_samples(name, names)]
-    empty = [name for name in unmatched if name not in exporting]
-    return exporting, empty
+    with_samples = [name for name in unmatched if _exported_samples(name, names)]
+    empty = [name for name in unmatched if name not in with_samples]
+    in_resource = [name for name in with_samples if _in_resource(name, resource_keys)]
+    exporting = [name for name in with_samples if name not in in_resource]
+    return exporting, empty, in_resource

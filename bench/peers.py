@@ -91,6 +91,7 @@ class Peer:
         self.log_path = log_dir / f"{name}.log"
         self.cycles: list[Cycle] = []
         self.metric_names: set[str] = set()
+        self.resource_keys: set[str] = set()
         self.started_at = 0.0
         self.pid = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -205,6 +206,7 @@ class PushPeer(Peer):
         if len(self.cycles) < _GZIP_SAMPLE_CYCLES:
             gzip_bytes = len(gzip.compress(export.request.SerializeToString()))
             self.metric_names |= export.metric_names
+            self.resource_keys |= export.resource_keys
         self._record(
             export.data_points, export.serialized_bytes, self.proxy.sent_by_client, gzip_bytes
         )

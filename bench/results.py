@@ -80,6 +80,8 @@ class Results:
     gzip: list[dict[str, Window]] = field(default_factory=list)
     unmatched_collectors: list[str] = field(default_factory=list)  # collectors with samples
     empty_collectors: list[str] = field(default_factory=list)  # collectors with no sample
+    # collectors whose data the agent sends as resource attributes
+    resource_collectors: list[str] = field(default_factory=list)
     memory: list[dict[str, MemoryTrace]] = field(default_factory=list)
     agent_start_s: list[float] = field(default_factory=list)
     node_exporter_start_s: list[float] = field(default_factory=list)

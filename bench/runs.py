@@ -46,6 +46,7 @@ class Window:
     wire_bytes_per_cycle: float
     gzip_bytes: float | None  # median gzip of the serialized request, push peers only
     metric_names: frozenset[str]
+    resource_keys: frozenset[str] = frozenset()  # push peers only
 
 
 def window(peer: Peer, first: int, last: int) -> Window:
@@ -62,6 +63,7 @@ def window(peer: Peer, first: int, last: int) -> Window:
         wire_bytes_per_cycle=(end.wire_bytes_total - start.wire_bytes_total) / count,
         gzip_bytes=statistics.median(gzip_sizes) if gzip_sizes else None,
         metric_names=frozenset(peer.metric_names),
+        resource_keys=frozenset(peer.resource_keys),
     )
 
 

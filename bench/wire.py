@@ -136,20 +136,25 @@ class ExportSummary:
     data_points: int
     serialized_bytes: int  # ByteSize() of the decoded request: the uncompressed size
     metric_names: frozenset[str]
+    resource_keys: frozenset[str]  # attribute keys of the requests' resources
     request: Any  # the ExportMetricsServiceRequest, for the gzip cross-check
 
 
 def summarize(record: RequestRecord) -> ExportSummary:
     points = 0
     names: set[str] = set()
+    keys: set[str] = set()
     for resource_metrics in record.request.resource_metrics:
+        keys.update(attribute.key for attribute in resource_metrics.resource.attributes)
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 names.add(metric.name)
                 kind = metric.WhichOneof("data")
                 if kind is not None:
                     points += len(getattr(metric, kind).data_points)
-    return ExportSummary(points, record.size_bytes, frozenset(names), record.request)
+    return ExportSummary(
+        points, record.size_bytes, frozenset(names), frozenset(keys), record.request
+    )
 
 
 class CountingReceiver(OtlpReceiver):

@@ -1,4 +1,4 @@
-"""The benchmark's split of node_exporter's unmatched collectors into exporting and empty ones."""
+"""The benchmark's split of node_exporter's unmatched collectors: exporting, empty, in the resource."""
 
 from __future__ import annotations
 
@@ -20,8 +20,36 @@ node_textfile_scrape_error 0
 
 
 def test_collectors_split_by_samples() -> None:
-    exporting, empty = families.unmatched_collectors(SCRAPE)
+    exporting, empty, in_resource = families.unmatched_collectors(SCRAPE)
 
     # cpu has an agent scraper, and bonding failed: neither is listed.
     assert exporting == ["conntrack", "made_up"]  # made_up has no prefix, so it counts
     assert empty == ["btrfs", "textfile"]  # textfile exported only its own scrape status
+    assert in_resource == []
+
+
+RESOURCE_SCRAPE = """\
+node_scrape_collector_success{collector="os"} 1
+node_scrape_collector_success{collector="uname"} 1
+node_os_info{name="Debian GNU/Linux",version_id="12"} 1
+node_uname_info{machine="x86_64",nodename="vm",release="6.1.0",sysname="Linux"} 1
+"""
+AGENT_RESOURCE = frozenset(
+    {"service.name", "host.name", "host.arch", "os.type", "os.description", "os.name"}
+)
+
+
+def test_resource_attributes_match_info_collectors() -> None:
+    # os.version is missing, so only uname is matched.
+    exporting, empty, in_resource = families.unmatched_collectors(RESOURCE_SCRAPE, AGENT_RESOURCE)
+
+    assert exporting == ["os"]
+    assert empty == []
+    assert in_resource == ["uname"]
+
+
+def test_info_collectors_count_without_resource() -> None:
+    exporting, _, in_resource = families.unmatched_collectors(RESOURCE_SCRAPE)
+
+    assert exporting == ["os", "uname"]
+    assert in_resource == []
