@@ -58,6 +58,7 @@ def main() -> None:
             [sys.executable, "-m", "otel_collector"],
             env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc_port}",
                  "OTEL_METRIC_EXPORT_INTERVAL": interval_ms, "HOST_AGENT_HEALTH_PORT": "0",
+                 "HOST_AGENT_HEALTH_HOST": "127.0.0.1",
                  "HOST_AGENT_LOG_FORMAT": "json"},
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
         )
