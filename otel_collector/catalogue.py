@@ -271,6 +271,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "process", (*PROCESS_IDENTITY, CPU_MODE), opt_in_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
+        "process.cpu.utilization", Kind.GAUGE, "1",
+        "CPU time the process used, by mode, since the previous cycle (or since it started), "
+        "as a share of the elapsed time on the CPUs of its affinity mask.",
+        "process", (*PROCESS_IDENTITY, CPU_MODE), opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        enabled=False,
+    ),
+    MetricSpec(
         "process.memory.usage", Kind.UPDOWNCOUNTER, "By", "Resident memory of the process.",
         "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
     ),

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -49,6 +50,64 @@ def test_stat_points_use_ticks_and_pages() -> None:
     assert user.value == 250 / process.TICKS_PER_SECOND
     assert reading["process.thread.count"] == [Point(3, {"process.pid": 1234})]
     assert reading["process.uptime"][0].value == pytest.approx(1000.0 - 9000 / process.TICKS_PER_SECOND)
+
+
+def test_utilization_shares_of_elapsed_cpu_time() -> None:
+    stat = process.parse_stat(STAT)  # 250 user and 100 system ticks
+    hz = process.TICKS_PER_SECOND
+    identity = {"process.pid": 1234}
+
+    since_previous = process.utilization_points(stat, (200, 50), 10.0, 2, identity)
+    since_start = process.utilization_points(stat, None, 10.0, 1, identity)
+
+    assert since_previous == [
+        Point(50 / (10.0 * 2 * hz), {"process.pid": 1234, "cpu.mode": "user"}),
+        Point(50 / (10.0 * 2 * hz), {"process.pid": 1234, "cpu.mode": "system"}),
+    ]
+    assert [p.value for p in since_start] == [250 / (10.0 * hz), 100 / (10.0 * hz)]
+    assert process.utilization_points(stat, (200, 50), 0.0, 2, identity) == []
+
+
+# Pins itself to one CPU of its affinity mask, then spins.
+SPIN_ON_ONE_CPU = "import os\nos.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\nwhile True: pass"
+
+
+def test_utilization_of_busy_pinned_process() -> None:
+    """A loop pinned to one CPU uses about all of the one CPU its affinity mask allows.
+
+    Divided by every CPU of a 2-CPU host instead, it would be about 0.5.
+    """
+    busy = subprocess.Popen([sys.executable, "-c", SPIN_ON_ONE_CPU])
+    idle = subprocess.Popen(["sleep", "30"])
+    try:
+        time.sleep(1.0)
+        scraper = make_scraper("process", {"HOST_AGENT_SCRAPERS": "process",
+                                           "HOST_AGENT_METRICS_ENABLE": "process.cpu.utilization",
+                                           "HOST_AGENT_PROCESS_TOP": "0"})
+        first = scraper.scrape()  # measured from each process's start
+        time.sleep(1.0)
+        second = scraper.scrape()  # measured from the first scrape
+    finally:
+        busy.kill()
+        idle.kill()
+        busy.wait()
+        idle.wait()
+
+    for reading in (first, second):
+        busy_share = sum(p.value for p in _own_points(reading, busy.pid, "process.cpu.utilization"))
+        idle_share = sum(p.value for p in _own_points(reading, idle.pid, "process.cpu.utilization"))
+        modes = {p.attributes["cpu.mode"]
+                 for p in _own_points(reading, busy.pid, "process.cpu.utilization")}
+        assert modes == {"user", "system"}
+        assert 0.6 <= busy_share <= 1.05
+        assert idle_share < 0.05
+
+
+def test_utilization_is_opt_in() -> None:
+    reading = make_scraper("process", {"HOST_AGENT_SCRAPERS": "process"}).scrape()
+
+    assert "process.cpu.time" in reading
+    assert "process.cpu.utilization" not in reading
 
 
 def _own_points(reading: dict, pid: int, metric: str) -> list[Point]:

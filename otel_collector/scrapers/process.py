@@ -119,6 +119,31 @@ def stat_points(stat: ProcStat, identity: dict[str, Any], uptime_s: float) -> Re
     }
 
 
+def utilization_points(
+    stat: ProcStat,
+    previous: tuple[int, int] | None,
+    elapsed_s: float,
+    cpus: int,
+    identity: dict[str, Any],
+) -> list[Point]:
+    """Build process.cpu.utilization: CPU time by mode over `elapsed_s` times `cpus`.
+
+    `previous` is the user and system ticks of the last reading, and None
+    measures from the start of the process, when its CPU time was 0.
+    Returns no point when no time elapsed.
+    """
+    if elapsed_s <= 0 or cpus <= 0:
+        return []
+    user_before, system_before = previous or (0, 0)
+    capacity_ticks = elapsed_s * cpus * TICKS_PER_SECOND
+    return [
+        Point(max(stat.user_ticks - user_before, 0) / capacity_ticks,
+              {**identity, "cpu.mode": "user"}),
+        Point(max(stat.system_ticks - system_before, 0) / capacity_ticks,
+              {**identity, "cpu.mode": "system"}),
+    ]
+
+
 class ProcessScraper(Scraper):
     name = "process"
 
@@ -132,6 +157,10 @@ class ProcessScraper(Scraper):
         # CPU ticks of the live processes at the previous cycle, for ranking by
         # recent CPU; rebuilt every cycle, so exited processes leave nothing.
         self._previous_ticks: dict[tuple[int, int], int] = {}
+        # For process.cpu.utilization: user and system ticks of the live
+        # processes, and the host's uptime, at the previous cycle.
+        self._previous_modes: dict[tuple[int, int], tuple[int, int]] = {}
+        self._previous_uptime_s: float | None = None
 
     def _read_stats(self) -> list[ProcStat]:
         procfs = self.host.procfs
@@ -223,6 +252,13 @@ class ProcessScraper(Scraper):
             stats, self._previous_ticks, top=self.config.process_top, by=self.config.process_top_by
         )
         self._previous_ticks = {(s.pid, s.start_ticks): s.cpu_ticks for s in stats}
+        previous_modes, previous_uptime_s = self._previous_modes, self._previous_uptime_s
+        with_utilization = self.wants("process.cpu.utilization")
+        if with_utilization:
+            self._previous_modes = {
+                (s.pid, s.start_ticks): (s.user_ticks, s.system_ticks) for s in stats
+            }
+            self._previous_uptime_s = uptime_s
         reading: Reading = {}
         denied: Counter[str] = Counter()
         for stat in chosen:
@@ -232,6 +268,10 @@ class ProcessScraper(Scraper):
                 continue  # exited since the stat read: skipped quietly
             for name, points in stat_points(stat, identity, uptime_s).items():
                 reading.setdefault(name, []).extend(points)
+            if with_utilization:
+                reading.setdefault("process.cpu.utilization", []).extend(
+                    self._utilization(stat, identity, uptime_s, previous_modes, previous_uptime_s)
+                )
             for name, points in details.items():
                 reading.setdefault(name, []).extend(
                     Point(p.value, {**identity, **p.attributes}) for p in points
@@ -239,6 +279,31 @@ class ProcessScraper(Scraper):
         if denied:
             _log.debug("process_fields_denied", scraper=self.name, fields=dict(denied))
         return reading
+
+    def _utilization(
+        self,
+        stat: ProcStat,
+        identity: dict[str, Any],
+        uptime_s: float,
+        previous_modes: dict[tuple[int, int], tuple[int, int]],
+        previous_uptime_s: float | None,
+    ) -> list[Point]:
+        """Measure from the previous cycle, or from the process's start if it is new.
+
+        The CPUs available to the process are its affinity mask.
+        NOTE: a cgroup CPU quota (a container's CPU limit) is not taken into account.
+        """
+        previous = previous_modes.get((stat.pid, stat.start_ticks))
+        if previous is not None and previous_uptime_s is not None:
+            elapsed_s = uptime_s - previous_uptime_s
+        else:
+            previous = None
+            elapsed_s = uptime_s - stat.start_ticks / TICKS_PER_SECOND
+        try:
+            cpus = len(os.sched_getaffinity(stat.pid))
+        except OSError:
+            return []  # the process exited since its stat was read
+        return utilization_points(stat, previous, elapsed_s, cpus, identity)
 
     def scrape(self) -> Reading:
         return self.read("proc", self._collect) or {}
