@@ -515,6 +515,10 @@ def build_exporter(config: Config, on_result: ResultCallback) -> MetricExporter:
     # gRPC waits up to 120 s between reconnection attempts by default; a
     # gateway that comes back should see exports within a cycle or two.
     reconnect_ms = max(1000, min(config.export_interval_ms, 30_000))
+    # gRPC's BDP probe pings the gateway after data arrives, to size the window
+    # for what the gateway sends. The agent receives only small export responses,
+    # and at a 1 s interval the probe cost 0.8 ms of CPU a second (9 % of the
+    # agent's total in an A/B run on a 2-CPU Xeon).
     return SizeLimitedOtlpExporter(
         endpoint=config.endpoint,
         insecure=insecure,
@@ -528,5 +532,6 @@ def build_exporter(config: Config, on_result: ResultCallback) -> MetricExporter:
         channel_options=(
             ("grpc.initial_reconnect_backoff_ms", 500),
             ("grpc.max_reconnect_backoff_ms", reconnect_ms),
+            ("grpc.http2.bdp_probe", 0),
         ),
     )
