@@ -117,6 +117,22 @@ def _run_cycles(results: Results, log_dir: Path) -> None:
         results.gzip.append(windows)
 
 
+def _run_default_interval(results: Results, log_dir: Path) -> None:
+    plan = results.plan
+    _progress(
+        f"figure 1: {plan.default_interval_cycles} cycle(s) at the default interval, "
+        f"{plan.default_interval_ms} ms"
+    )
+    results.default_interval, _ = runs.run_cycles(
+        log_dir,
+        interval_ms=plan.default_interval_ms,
+        warmup=1,
+        cycles=plan.default_interval_cycles,
+        gzip=False,
+        matched=False,
+    )
+
+
 def _run_memory(results: Results, log_dir: Path) -> None:
     plan = results.plan
     for index in range(plan.memory_repetitions):
@@ -274,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _warm_bytecode(log_dir / "pycache")
 
     _attempt(results, "1", lambda: _run_cycles(results, log_dir))
+    _attempt(results, "1 (default interval)", lambda: _run_default_interval(results, log_dir))
     _attempt(results, "2", lambda: _run_memory(results, log_dir))
     _attempt(results, "3", lambda: _run_start(results, log_dir))
     _attempt(results, "4", lambda: _run_probes(results, log_dir))

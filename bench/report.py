@@ -188,6 +188,38 @@ def cycle_rows(results: Results) -> list[Row]:
     ]
 
 
+def default_interval_rows(results: Results) -> list[Row]:
+    """CPU per cycle when every peer runs at the agent's default interval, in one run."""
+    windows = results.default_interval
+    if not windows:
+        return []
+    seconds = results.plan.default_interval_ms / 1000
+    reps = [windows]
+    cpu_vs_node = paired_ratio(reps, lambda w: w.cpu_per_cycle_s, NODE_EXPORTER)
+    cpu_vs_python = paired_ratio(reps, lambda w: w.cpu_per_cycle_s, PYTHON)
+    point_vs_python = paired_ratio(reps, cpu_per_point, PYTHON)
+    return [
+        Row(
+            "1",
+            f"CPU per cycle at a {seconds:g} s interval, ms",
+            _formatted(per_column(reps, lambda w: w.cpu_per_cycle_s), ms),
+            ratio=f"{times(cpu_vs_node)} node_exporter, {times(cpu_vs_python)} Python",
+            target=f"≤ {CPU_RATIO_TARGET:.1f}x node_exporter",
+            result=DASH if cpu_vs_node is None else verdict(cpu_vs_node <= CPU_RATIO_TARGET),
+        ),
+        Row(
+            "1",
+            f"CPU per data point at a {seconds:g} s interval, µs",
+            _formatted(per_column(reps, cpu_per_point), us),
+            ratio=f"{times(point_vs_python)} Python",
+            target=f"≤ {POINT_RATIO_TARGET:.1f}x Python",
+            result=DASH
+            if point_vs_python is None
+            else verdict(point_vs_python <= POINT_RATIO_TARGET),
+        ),
+    ]
+
+
 MEMORY_COLUMNS = (AGENT, AGENT_CONTAINER, NODE_EXPORTER, PYTHON)
 
 
@@ -541,6 +573,7 @@ def build_rows(results: Results) -> list[Row]:
     ]
     return [
         *cycle_rows(results),
+        *default_interval_rows(results),
         *memory_rows(results),
         *start_rows(results),
         *probe_rows(results),
