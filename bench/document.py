@@ -61,10 +61,11 @@ def _method(results: Results) -> list[str]:
         "the same time. When the image exists, the agent's container runs in the same runs "
         "without compression (see figure 2 for how it runs).",
         f"- Figure 1 at the default interval: one run of the agent, node_exporter and the "
-        f"Python peer side by side at {plan.default_interval_ms} ms, the default export interval "
-        f"of the agent and of the Python peer, measuring {plan.default_interval_cycles} "
-        "cycle(s) after 1 warm-up cycle. node_exporter is scraped at the same interval. At "
-        "this interval the idle work between cycles weighs far more than at 1 s.",
+        f"Python peer side by side at {plan.default_interval_ms} ms, measuring "
+        f"{plan.default_interval_cycles} cycle(s) after 1 warm-up cycle. That is the default "
+        "export interval of the agent and of the Python peer, and node_exporter is scraped "
+        "at the same interval. At this interval the idle work between cycles weighs far more "
+        "than at 1 s.",
         "- The agent runs as `python -m otel_collector` with its defaults except the interval, "
         "the endpoint and a loopback health port. The Python peer is `bench/python_peer.py`: "
         "a MeterProvider with a PeriodicExportingMetricReader and an OTLPMetricExporter (gRPC), "
