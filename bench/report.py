@@ -119,6 +119,11 @@ def cpu_per_point(window: Window) -> float | None:
     return window.cpu_per_cycle_s / window.data_points if window.data_points else None
 
 
+def ratio_verdict(ratio: float | None, limit: float) -> str:
+    """Return whether `ratio` is at most `limit`, or a dash when it was not measured."""
+    return DASH if ratio is None else verdict(ratio <= limit)
+
+
 def _formatted(
     values: dict[str, float | None], formatter: Callable[[float | None], str]
 ) -> dict[str, str]:
@@ -154,7 +159,7 @@ def cycle_rows(results: Results) -> list[Row]:
             ratio=f"{times(cpu_vs_node)} node_exporter, {times(cpu_vs_matched)} matched, "
             f"{times(cpu_vs_python)} Python",
             target=f"≤ {CPU_RATIO_TARGET:.1f}x node_exporter",
-            result=DASH if cpu_vs_node is None else verdict(cpu_vs_node <= CPU_RATIO_TARGET),
+            result=ratio_verdict(cpu_vs_node, CPU_RATIO_TARGET),
         ),
         Row(
             "1",
@@ -167,9 +172,7 @@ def cycle_rows(results: Results) -> list[Row]:
             _formatted(per_column(reps, cpu_per_point), us),
             ratio=f"{times(point_vs_python)} Python, {times(point_vs_node)} node_exporter",
             target=f"≤ {POINT_RATIO_TARGET:.1f}x Python",
-            result=DASH
-            if point_vs_python is None
-            else verdict(point_vs_python <= POINT_RATIO_TARGET),
+            result=ratio_verdict(point_vs_python, POINT_RATIO_TARGET),
         ),
         Row(
             "1",
@@ -189,7 +192,7 @@ def cycle_rows(results: Results) -> list[Row]:
 
 
 def default_interval_rows(results: Results) -> list[Row]:
-    """CPU per cycle when every peer runs at the agent's default interval, in one run."""
+    """Build the CPU rows of the one run in which every peer used the agent's default interval."""
     windows = results.default_interval
     if not windows:
         return []
@@ -205,7 +208,7 @@ def default_interval_rows(results: Results) -> list[Row]:
             _formatted(per_column(reps, lambda w: w.cpu_per_cycle_s), ms),
             ratio=f"{times(cpu_vs_node)} node_exporter, {times(cpu_vs_python)} Python",
             target=f"≤ {CPU_RATIO_TARGET:.1f}x node_exporter",
-            result=DASH if cpu_vs_node is None else verdict(cpu_vs_node <= CPU_RATIO_TARGET),
+            result=ratio_verdict(cpu_vs_node, CPU_RATIO_TARGET),
         ),
         Row(
             "1",
@@ -213,9 +216,7 @@ def default_interval_rows(results: Results) -> list[Row]:
             _formatted(per_column(reps, cpu_per_point), us),
             ratio=f"{times(point_vs_python)} Python",
             target=f"≤ {POINT_RATIO_TARGET:.1f}x Python",
-            result=DASH
-            if point_vs_python is None
-            else verdict(point_vs_python <= POINT_RATIO_TARGET),
+            result=ratio_verdict(point_vs_python, POINT_RATIO_TARGET),
         ),
     ]
 

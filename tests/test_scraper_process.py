@@ -38,7 +38,7 @@ def test_parse_stat_fields() -> None:
 def test_select_top_by_recent_cpu_and_memory() -> None:
     busy = process.parse_stat(STAT)
     idle_but_old = process.ProcStat(2, "old", 1, 0, 0, 5000, 0, 1, 10, 0, 1000)
-    previous = {(2, 10): 5000, (1234, 9000): 300}
+    previous = {(2, 10): (4000, 1000), (1234, 9000): (200, 100)}
     assert [s.pid for s in process.select([busy, idle_but_old], previous, top=1, by="cpu")] == [1234]
     assert [s.pid for s in process.select([busy, idle_but_old], previous, top=1, by="memory")] == [2]
     assert len(process.select([busy, idle_but_old], {}, top=0, by="cpu")) == 2

@@ -118,7 +118,7 @@ def tcp_total(sockstat: bytes, sockstat6: bytes | None) -> int:
 
 
 def udp_total(sockstat: bytes, sockstat6: bytes | None) -> int:
-    """Return the bound UDP sockets of the namespace, IPv4 and IPv6 ("inuse")."""
+    """Return the number of bound UDP sockets of the namespace, IPv4 and IPv6 ("inuse")."""
     total = sockstat_field(sockstat, b"UDP", b"inuse", "/proc/net/sockstat")
     if sockstat6 is not None:
         total += sockstat_field(sockstat6, b"UDP6", b"inuse", "/proc/net/sockstat6")

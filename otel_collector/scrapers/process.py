@@ -78,19 +78,20 @@ def parse_stat(text: str) -> ProcStat:
 
 def select(
     stats: Iterable[ProcStat],
-    previous_ticks: dict[tuple[int, int], int],
+    previous: dict[tuple[int, int], tuple[int, int]],
     *,
     top: int,
     by: str,
 ) -> list[ProcStat]:
     """Return the ``top`` processes by CPU used since the previous cycle, or by memory.
 
-    A process seen for the first time is ranked by all the CPU it has used.
-    ``top`` 0 keeps every process.
+    ``previous`` maps each process to its user and system ticks at the previous
+    cycle. A process seen for the first time is ranked by all the CPU it has
+    used. ``top`` 0 keeps every process.
     """
 
     def cpu_since_previous(stat: ProcStat) -> int:
-        return stat.cpu_ticks - previous_ticks.get((stat.pid, stat.start_ticks), 0)
+        return stat.cpu_ticks - sum(previous.get((stat.pid, stat.start_ticks), (0, 0)))
 
     key = cpu_since_previous if by == "cpu" else (lambda stat: stat.rss_pages)
     ranked = sorted(stats, key=key, reverse=True)
@@ -154,12 +155,10 @@ class ProcessScraper(Scraper):
         self._names_exclude: tuple[re.Pattern[str], ...] = config.process_names_exclude
         self._commands_include: tuple[re.Pattern[str], ...] = config.process_command_lines_include
         self._commands_exclude: tuple[re.Pattern[str], ...] = config.process_command_lines_exclude
-        # CPU ticks of the live processes at the previous cycle, for ranking by
-        # recent CPU; rebuilt every cycle, so exited processes leave nothing.
-        self._previous_ticks: dict[tuple[int, int], int] = {}
-        # For process.cpu.utilization: user and system ticks of the live
-        # processes, and the host's uptime, at the previous cycle.
-        self._previous_modes: dict[tuple[int, int], tuple[int, int]] = {}
+        # User and system ticks of the live processes, and the host's uptime, at
+        # the previous cycle: for ranking by recent CPU and for
+        # process.cpu.utilization. Rebuilt every cycle, so exited processes leave nothing.
+        self._previous: dict[tuple[int, int], tuple[int, int]] = {}
         self._previous_uptime_s: float | None = None
 
     def _read_stats(self) -> list[ProcStat]:
@@ -249,16 +248,12 @@ class ProcessScraper(Scraper):
         uptime_s = float(self.host.read_text("/proc/uptime").split(maxsplit=1)[0])
         stats = [stat for stat in self._read_stats() if self._admitted(stat)]
         chosen = select(
-            stats, self._previous_ticks, top=self.config.process_top, by=self.config.process_top_by
+            stats, self._previous, top=self.config.process_top, by=self.config.process_top_by
         )
-        self._previous_ticks = {(s.pid, s.start_ticks): s.cpu_ticks for s in stats}
-        previous_modes, previous_uptime_s = self._previous_modes, self._previous_uptime_s
+        previous, previous_uptime_s = self._previous, self._previous_uptime_s
+        self._previous = {(s.pid, s.start_ticks): (s.user_ticks, s.system_ticks) for s in stats}
+        self._previous_uptime_s = uptime_s
         with_utilization = self.wants("process.cpu.utilization")
-        if with_utilization:
-            self._previous_modes = {
-                (s.pid, s.start_ticks): (s.user_ticks, s.system_ticks) for s in stats
-            }
-            self._previous_uptime_s = uptime_s
         reading: Reading = {}
         denied: Counter[str] = Counter()
         for stat in chosen:
@@ -270,7 +265,7 @@ class ProcessScraper(Scraper):
                 reading.setdefault(name, []).extend(points)
             if with_utilization:
                 reading.setdefault("process.cpu.utilization", []).extend(
-                    self._utilization(stat, identity, uptime_s, previous_modes, previous_uptime_s)
+                    self._utilization(stat, identity, uptime_s, previous, previous_uptime_s)
                 )
             for name, points in details.items():
                 reading.setdefault(name, []).extend(
@@ -285,25 +280,25 @@ class ProcessScraper(Scraper):
         stat: ProcStat,
         identity: dict[str, Any],
         uptime_s: float,
-        previous_modes: dict[tuple[int, int], tuple[int, int]],
+        previous: dict[tuple[int, int], tuple[int, int]],
         previous_uptime_s: float | None,
     ) -> list[Point]:
-        """Measure from the previous cycle, or from the process's start if it is new.
+        """Return the utilization points since the previous cycle, or since the start if new.
 
         The CPUs available to the process are its affinity mask.
         NOTE: a cgroup CPU quota (a container's CPU limit) is not taken into account.
         """
-        previous = previous_modes.get((stat.pid, stat.start_ticks))
-        if previous is not None and previous_uptime_s is not None:
+        ticks = previous.get((stat.pid, stat.start_ticks))
+        if ticks is not None and previous_uptime_s is not None:
             elapsed_s = uptime_s - previous_uptime_s
         else:
-            previous = None
+            ticks = None
             elapsed_s = uptime_s - stat.start_ticks / TICKS_PER_SECOND
         try:
             cpus = len(os.sched_getaffinity(stat.pid))
         except OSError:
             return []  # the process exited since its stat was read
-        return utilization_points(stat, previous, elapsed_s, cpus, identity)
+        return utilization_points(stat, ticks, elapsed_s, cpus, identity)
 
     def scrape(self) -> Reading:
         return self.read("proc", self._collect) or {}
