@@ -1,7 +1,7 @@
 """gRPC health service of the agent (the grpc.health.v1 Health Checking Protocol).
 
 The collection loop and the exporter report events to a HealthServer. A watchdog
-thread turns those events into the statuses of three services:
+coroutine turns those events into the statuses of three services:
 
 - "liveness": SERVING while the collection loop completed a cycle within the last
   2 cycle intervals.
@@ -15,16 +15,16 @@ begin_shutdown(). docs/health.md describes the semantics for operators.
 
 from __future__ import annotations
 
-import collections
+import asyncio
+import contextlib
 import errno
 import ipaddress
 import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import grpc
 import structlog
@@ -33,7 +33,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from otel_collector import defaults
 
 _LOGGER = structlog.get_logger(__name__)
-_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 SERVING: Final[int] = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING: Final[int] = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -45,28 +44,16 @@ SERVICES: Final = (OVERALL_SERVICE, defaults.LIVENESS_SERVICE, defaults.READINES
 
 # Liveness turns NOT_SERVING when no cycle completed for this many cycle intervals.
 LIVENESS_INTERVALS: Final = 2
-# The watchdog wakes at least this often, and earlier when a status is due to
-# change or the agent reports an event that changes one. At a 1 s interval,
-# waking on every event and every quarter interval cost 0.76 ms of CPU per
-# second here, against 0.21 ms per second with this rule.
-_WATCHDOG_PERIOD_S: Final = 1.0
 # Wakes the watchdog just after a deadline, because statuses change only once the
 # deadline has been exceeded.
 _DEADLINE_MARGIN_S: Final = 0.001
-# A Watch message waits this long for a client that stopped reading before the
-# watchdog cancels that call. Meanwhile the other Watch streams get no messages,
-# because one thread sends them all. Check is not affected.
-_MAX_SEND_WAIT_S: Final = 5.0
-# Maximum seconds that stop() waits for each of its threads after the server stopped.
+# Maximum seconds that stop() waits for the event loop thread after the server stopped.
 _THREAD_JOIN_TIMEOUT_S: Final = 2.0
 
-# Check handlers take microseconds, and the non-blocking Watch handler only
-# registers the stream and returns, so a few workers serve any number of streams.
-_RPC_WORKERS: Final = 4
 # The server rejects calls with RESOURCE_EXHAUSTED while max_watch_streams plus this
 # many are in progress, which bounds the queue of a Check flood. An open Watch stream
-# counts only while its handler runs, so clients can open max_watch_streams streams
-# at once and still leave room for Checks.
+# counts as a call in progress, so clients can open max_watch_streams streams and
+# still leave room for Checks.
 _CONCURRENT_CALL_MARGIN: Final = 100
 # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS that the server advertises on each
 # connection. RFC 9113 section 6.5.2 recommends no less than 100.
@@ -195,216 +182,144 @@ class _HealthSignals:
         )
 
 
-def _non_blocking(method: _Handler) -> _Handler:
-    """Mark a response-streaming handler as non-blocking for grpcio's server.
-
-    grpcio (1.85) then passes a send_response_callback argument and ends the
-    handler's work when it returns, instead of iterating over its return value on a
-    worker thread. The call stays open until the client or the server ends it.
-    """
-    method.experimental_non_blocking = True  # type: ignore[attr-defined]
-    return method
-
-
 class _WatchStream:
-    """One open Watch call. The servicer's lock guards every field but the callables."""
+    """One open Watch call. Only the event loop of the server touches it."""
 
-    def __init__(
-        self,
-        service: str,
-        context: grpc.ServicerContext,
-        send_response: Callable[[health_pb2.HealthCheckResponse], None],
-    ) -> None:
+    def __init__(self, service: str) -> None:
         self.service = service
-        self.context = context
-        self.send_response = send_response
-        self.last_sent: int | None = None
-        self.queued = False
-        self.closed = False
+        # Set when the status of the service may have changed, or the server is closing.
+        self.changed = asyncio.Event()
 
 
 class _HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
-    """grpc.health.v1 servicer with a non-blocking Watch and a maximum of open streams.
+    """grpc.health.v1 servicer for grpc.aio with a maximum of open Watch streams.
 
     Check returns NOT_FOUND and Watch sends SERVICE_UNKNOWN for a service that was
-    never set, as the protocol specifies. One sender thread sends every Watch
-    message, so neither set() nor a server worker waits for a client to read.
+    never set, as the protocol specifies. Each Watch call runs in its own coroutine
+    and sends only the newest status, so a client that stops reading holds back
+    only its own stream, never Check, set() or the other streams.
 
-    NOTE: this replaces grpc_health.v1.health.HealthServicer, which deadlocks in
-    grpcio-health-checking 1.85: its set() holds a lock while each send waits for
-    the server's completion-queue thread, and that thread takes the same lock when a
-    Watch stream closes. Here no lock is held while sending.
+    NOTE: this replaces grpc_health.v1._async.HealthServicer from
+    grpcio-health-checking 1.85. Its Watch holds the service's asyncio.Condition
+    while it writes, so one client that stops reading blocks set() for that
+    service and freezes the status that Check returns.
     """
 
     def __init__(self, max_watch_streams: int) -> None:
         self._max_watch_streams = max_watch_streams
-        # Guards the fields below and those of each _WatchStream. It is never held
-        # while sending, because the completion-queue thread takes it to remove a
-        # closed stream.
+        # Guards _statuses and _frozen, which the agent's threads and the event loop
+        # both use. The other fields belong to the event loop.
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
         self._statuses: dict[str, int] = {}
         self._frozen = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: set[_WatchStream] = set()
-        self._send_queue: collections.deque[_WatchStream] = collections.deque()
-        # The stream whose send is in progress and the time.monotonic() it started.
-        self._sending: tuple[_WatchStream, float] | None = None
-        self._sender_stopping = False
-        self._sender: threading.Thread | None = None
+        self._closing = False
         self._rejected_watch_calls = 0
         self._at_watch_limit = False
 
-    def Check(  # noqa: N802 (the name is fixed by the generated servicer)
-        self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Deliver later status changes to the Watch streams served by loop."""
+        self._loop = loop
+
+    async def Check(  # noqa: N802 (the name is fixed by the generated servicer)
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
         with self._lock:
             status = self._statuses.get(request.service)
         if status is None:
-            context.set_code(grpc.StatusCode.NOT_FOUND)
-            context.set_details(f"unknown service {request.service!r}")
-            return health_pb2.HealthCheckResponse()
+            # abort() raises, which ends the call with this status.
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
         return health_pb2.HealthCheckResponse(status=status)
 
-    @_non_blocking
-    def Watch(  # noqa: N802 (the name is fixed by the generated servicer)
-        self,
-        request: health_pb2.HealthCheckRequest,
-        context: grpc.ServicerContext,
-        send_response_callback: Callable[[health_pb2.HealthCheckResponse], None],
+    async def Watch(  # noqa: N802 (the name is fixed by the generated servicer)
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        stream = _WatchStream(request.service, context, send_response_callback)
-        if not self._add_stream(stream):
-            # abort() raises, which ends the call with this status.
-            context.abort(
+        if not self._has_room_for_stream():
+            await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the health service already has {self._max_watch_streams} open Watch "
                 "streams; close unused streams or poll with Check",
             )
-        # add_callback returns False when the call has already ended.
-        if not context.add_callback(lambda: self._remove_stream(stream)):
-            self._remove_stream(stream)
+        stream = _WatchStream(request.service)
+        self._streams.add(stream)
+        try:
+            last_sent: int | None = None
+            while True:
+                # Cleared before the status is read, so a change made during the
+                # write below wakes the next wait at once.
+                stream.changed.clear()
+                with self._lock:
+                    status = self._statuses.get(stream.service, SERVICE_UNKNOWN)
+                if status != last_sent:
+                    # Waits while the client's HTTP/2 flow-control window is full.
+                    await context.write(health_pb2.HealthCheckResponse(status=status))
+                    last_sent = status
+                    continue
+                if self._closing:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "the agent is shutting down")
+                await stream.changed.wait()
+        finally:
+            self._streams.discard(stream)
 
     def set(self, service: str, status: int) -> None:
-        """Set the status of service and queue it for the streams that watch it.
+        """Set the status of service for Check at once and for its Watch streams soon after.
 
-        Has no effect after enter_graceful_shutdown().
+        Safe to call from any thread. Has no effect after enter_graceful_shutdown().
         """
         with self._lock:
             if self._frozen:
                 return
             self._statuses[service] = status
-            for stream in self._streams:
-                if stream.service == service:
-                    self._queue_locked(stream)
+        self._wake_streams(service)
 
     def enter_graceful_shutdown(self) -> None:
-        """Set every service NOT_SERVING for good and queue that for every stream."""
+        """Set every service NOT_SERVING for good. Safe to call from any thread."""
         with self._lock:
             if self._frozen:
                 return
             self._frozen = True
             for service in self._statuses:
                 self._statuses[service] = NOT_SERVING
-            for stream in self._streams:
-                self._queue_locked(stream)
+        self._wake_streams(None)
 
-    def start_sender(self) -> None:
-        self._sender = threading.Thread(
-            target=self._run_sender, name="health-watch-sender", daemon=True
-        )
-        self._sender.start()
+    def close_streams(self) -> None:
+        """End each Watch stream with UNAVAILABLE once it has sent its newest status.
 
-    def stop_sender(self, timeout_s: float) -> None:
-        with self._lock:
-            self._sender_stopping = True
-            self._changed.notify_all()
-        if self._sender is not None:
-            self._sender.join(timeout=timeout_s)
-
-    def wait_until_sent(self, timeout_s: float) -> bool:
-        """Wait until every queued status was sent and return whether that happened in time."""
-        with self._lock:
-            return self._changed.wait_for(
-                lambda: not self._send_queue and self._sending is None, timeout=timeout_s
-            )
-
-    def cancel_stalled_send(self, max_wait_s: float) -> None:
-        """Cancel the Watch call whose send has waited for longer than max_wait_s.
-
-        A send waits while the client's HTTP/2 flow-control window is full, which
-        happens only when the client stops reading. Cancelling the call ends the
-        send, so the sender goes on with the other streams.
+        Runs on the event loop.
         """
-        with self._lock:
-            if self._sending is None:
-                return
-            stream, started_at = self._sending
-        waited_s = time.monotonic() - started_at
-        if waited_s <= max_wait_s:
+        self._closing = True
+        for stream in self._streams:
+            stream.changed.set()
+
+    def _wake_streams(self, service: str | None) -> None:
+        """Wake the Watch streams of service, or all of them for None, from any thread."""
+        loop = self._loop
+        if loop is None:
             return
-        _LOGGER.warning(
-            "health_watch_stream_cancelled",
-            reason="client stopped reading",
-            service=stream.service,
-            peer=stream.context.peer(),
-            waited_s=round(waited_s, 3),
-        )
-        stream.context.cancel()
+        # RuntimeError means that stop() closed the loop, so no stream is open.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._set_changed, service)
 
-    def _queue_locked(self, stream: _WatchStream) -> None:
-        if not stream.queued and not stream.closed:
-            stream.queued = True
-            self._send_queue.append(stream)
-            self._changed.notify_all()
+    def _set_changed(self, service: str | None) -> None:
+        for stream in self._streams:
+            if service is None or stream.service == service:
+                stream.changed.set()
 
-    def _run_sender(self) -> None:
-        while True:
-            with self._lock:
-                self._changed.wait_for(lambda: self._send_queue or self._sender_stopping)
-                if self._sender_stopping:
-                    return
-                stream = self._send_queue.popleft()
-                stream.queued = False
-                status = self._statuses.get(stream.service, SERVICE_UNKNOWN)
-                if stream.closed or status == stream.last_sent:
-                    self._changed.notify_all()
-                    continue
-                self._sending = (stream, time.monotonic())
-
-            # grpcio returns at once when the call has ended, and otherwise when the
-            # message was accepted by the transport. A status set meanwhile queues
-            # the stream again, so the newest status is always sent last.
-            stream.send_response(health_pb2.HealthCheckResponse(status=status))
-
-            with self._lock:
-                stream.last_sent = status
-                self._sending = None
-                self._changed.notify_all()
-
-    def _add_stream(self, stream: _WatchStream) -> bool:
-        with self._lock:
-            if len(self._streams) < self._max_watch_streams:
-                self._streams.add(stream)
-                self._queue_locked(stream)
-                self._at_watch_limit = False
-                return True
-            self._rejected_watch_calls += 1
-            rejected_total = self._rejected_watch_calls
-            first_rejection_at_limit = not self._at_watch_limit
-            self._at_watch_limit = True
+    def _has_room_for_stream(self) -> bool:
+        if len(self._streams) < self._max_watch_streams:
+            self._at_watch_limit = False
+            return True
+        self._rejected_watch_calls += 1
         # Logged once each time the limit is reached, not once per rejected call.
-        if first_rejection_at_limit:
+        if not self._at_watch_limit:
+            self._at_watch_limit = True
             _LOGGER.warning(
                 "health_watch_limit_reached",
                 max_watch_streams=self._max_watch_streams,
-                rejected_total=rejected_total,
+                rejected_total=self._rejected_watch_calls,
             )
         return False
-
-    def _remove_stream(self, stream: _WatchStream) -> None:
-        with self._lock:
-            stream.closed = True
-            self._streams.discard(stream)
 
 
 def _ipv6_available() -> bool:
@@ -481,10 +396,12 @@ def _bind_failure_reason(
 class HealthServer:
     """gRPC server of the grpc.health.v1 Health service with the agent's statuses.
 
-    cycle_completed(), export_succeeded() and export_failed() record a time and wake
-    the watchdog thread only when that can change a status at once. They do no
-    network I/O, so the collection loop does not wait for health clients. The
-    watchdog publishes status changes to Check and to open Watch streams.
+    The server, its Watch streams and a watchdog run as coroutines on one asyncio
+    event loop in a thread of their own. cycle_completed(), export_succeeded()
+    and export_failed() record a time and wake the watchdog only when that can
+    change a status at once. They do no network I/O, so the collection loop does
+    not wait for health clients. The watchdog publishes status changes to Check
+    and to open Watch streams.
     """
 
     def __init__(
@@ -496,17 +413,28 @@ class HealthServer:
         recovery_window_s: float,
         max_watch_streams: int = 1000,
         clock: Callable[[], float] = time.monotonic,
+        watchdog_period_s: float | None = None,
     ) -> None:
+        """Create a server that start() binds to host and port.
+
+        With the default clock the watchdog wakes only at a deadline or on an event.
+        A test that injects another clock sets watchdog_period_s, the maximum
+        seconds between two evaluations, so that the watchdog reads that clock
+        again while no real deadline passes.
+        """
         if cycle_interval_s <= 0:
             raise ValueError(f"cycle_interval_s must be positive, got {cycle_interval_s}")
         if recovery_window_s < 0:
             raise ValueError(f"recovery_window_s must be 0 or more, got {recovery_window_s}")
         if max_watch_streams < 1:
             raise ValueError(f"max_watch_streams must be at least 1, got {max_watch_streams}")
+        if watchdog_period_s is not None and watchdog_period_s <= 0:
+            raise ValueError(f"watchdog_period_s must be positive, got {watchdog_period_s}")
 
         self._host = host
         self._requested_port = port
         self._signals = _HealthSignals(clock, cycle_interval_s, recovery_window_s)
+        self._watchdog_period_s = watchdog_period_s
 
         self._max_watch_streams = max_watch_streams
         self._servicer = _HealthServicer(max_watch_streams)
@@ -517,13 +445,14 @@ class HealthServer:
         for service in SERVICES:
             self._servicer.set(service, NOT_SERVING)
 
-        self._server: grpc.Server | None = None
-        self._executor: futures.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._server: grpc.aio.Server | None = None
         self._bound_port: int | None = None
         self._bound_target: str | None = None
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._watchdog: threading.Thread | None = None
+        # Created on the event loop, which alone sets, clears and waits on it.
+        self._wake: asyncio.Event | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -533,68 +462,55 @@ class HealthServer:
         return self._bound_port
 
     def start(self) -> None:
-        """Bind the address, start serving and start the watchdog.
+        """Start the event loop thread, bind the address, start serving and the watchdog.
 
         Raises HealthBindError when the host is not an IP address, the port is out of
         range, or the address cannot be bound (for example, the port is in use).
         """
-        if self._server is not None:
+        if self._loop is not None:
             raise RuntimeError("the health server has already been started")
 
-        executor = futures.ThreadPoolExecutor(
-            max_workers=_RPC_WORKERS, thread_name_prefix="health-rpc"
-        )
-        server = grpc.server(
-            executor,
-            options=_SERVER_OPTIONS,
-            maximum_concurrent_rpcs=self._max_watch_streams + _CONCURRENT_CALL_MARGIN,
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._servicer, server)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="health-server", daemon=True)
+        thread.start()
         try:
-            target, port = self._bind(server)
-        except HealthBindError:
-            server.stop(None)
-            executor.shutdown(wait=False)
+            asyncio.run_coroutine_threadsafe(self._start_serving(), loop).result()
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=_THREAD_JOIN_TIMEOUT_S)
+            loop.close()
             raise
-        self._servicer.start_sender()
-        server.start()
 
-        self._server = server
-        self._executor = executor
-        self._bound_target = target
-        self._bound_port = port
-        self._watchdog = threading.Thread(
-            target=self._run_watchdog, name="health-watchdog", daemon=True
-        )
-        self._watchdog.start()
-        _LOGGER.info("health_server_started", address=target, port=port)
+        self._loop = loop
+        self._loop_thread = thread
+        _LOGGER.info("health_server_started", address=self._bound_target, port=self._bound_port)
 
     def cycle_completed(self) -> None:
         """Record that the collection loop completed a cycle.
 
         A cycle only moves the liveness deadline later, so the watchdog is woken
-        only while liveness is not SERVING. The watchdog's own deadline or period
-        picks up the new time otherwise.
+        only while liveness is not SERVING. The watchdog's own deadline picks up
+        the new time otherwise.
         """
         self._signals.record_cycle()
         if self._published[defaults.LIVENESS_SERVICE] != SERVING:
-            self._wake.set()
+            self._wake_watchdog()
 
     def export_succeeded(self) -> None:
         """Record a delivered export, and wake the watchdog if it ends a run of failures."""
         if self._signals.record_export(succeeded=True):
-            self._wake.set()
+            self._wake_watchdog()
 
     def export_failed(self) -> None:
         """Record a failed export, and wake the watchdog if it begins a run of failures."""
         if self._signals.record_export(succeeded=False):
-            self._wake.set()
+            self._wake_watchdog()
 
     def begin_shutdown(self) -> None:
         """Set every service NOT_SERVING for good, for Check at once.
 
-        The sender thread then sends NOT_SERVING to every open Watch stream. Later
-        events change no status. Calling it again has no effect.
+        Every open Watch stream then gets NOT_SERVING. Later events change no
+        status. Calling it again has no effect.
         """
         with self._publish_lock:
             if self._shutting_down:
@@ -606,31 +522,72 @@ class HealthServer:
         _LOGGER.info("health_shutdown_started")
 
     def stop(self, grace_s: float = 1.0) -> None:
-        """Set every service NOT_SERVING, then stop the server and the threads.
+        """Set every service NOT_SERVING, then stop the server and its thread.
 
-        Open Watch streams get up to grace_s seconds to receive NOT_SERVING, and
-        calls in progress get what remains of grace_s to finish. Watch streams never
-        finish on their own, so stop() cancels those still open when grace_s ends.
+        Each open Watch stream ends with UNAVAILABLE once it has sent NOT_SERVING.
+        Calls still in progress when grace_s ends, such as a Watch stream whose
+        client stopped reading, are cancelled.
         """
-        deadline = time.monotonic() + grace_s
         self.begin_shutdown()
-        self._servicer.wait_until_sent(grace_s)
-        if self._server is not None:
-            self._server.stop(max(deadline - time.monotonic(), 0.0)).wait()
-            self._server = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        loop = self._loop
+        if loop is None:
+            return
+        stopping = asyncio.run_coroutine_threadsafe(self._stop_serving(grace_s), loop)
+        timeout_s = grace_s + _THREAD_JOIN_TIMEOUT_S
+        try:
+            stopping.result(timeout=timeout_s)
+        except TimeoutError:
+            _LOGGER.warning("health_server_stop_timed_out", timeout_s=timeout_s)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._loop_thread is not None:
+            self._loop_thread.join(timeout=_THREAD_JOIN_TIMEOUT_S)
+            if not self._loop_thread.is_alive():
+                loop.close()
+        self._loop = None
+        self._loop_thread = None
+        _LOGGER.info("health_server_stopped", address=self._bound_target, port=self._bound_port)
 
-        self._stopping.set()
-        self._wake.set()
-        self._servicer.stop_sender(timeout_s=_THREAD_JOIN_TIMEOUT_S)
+    async def _start_serving(self) -> None:
+        server = grpc.aio.server(
+            options=_SERVER_OPTIONS,
+            maximum_concurrent_rpcs=self._max_watch_streams + _CONCURRENT_CALL_MARGIN,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._servicer, server)
+        try:
+            target, port = self._bind(server)
+        except HealthBindError:
+            await server.stop(None)
+            raise
+        await server.start()
+
+        self._servicer.attach(asyncio.get_running_loop())
+        self._server = server
+        self._bound_target = target
+        self._bound_port = port
+        self._wake = asyncio.Event()
+        self._watchdog = asyncio.create_task(self._run_watchdog(), name="health-watchdog")
+
+    async def _stop_serving(self, grace_s: float) -> None:
         if self._watchdog is not None:
-            self._watchdog.join(timeout=_THREAD_JOIN_TIMEOUT_S)
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
             self._watchdog = None
-            _LOGGER.info("health_server_stopped", address=self._bound_target, port=self._bound_port)
+        self._servicer.close_streams()
+        if self._server is not None:
+            await self._server.stop(grace_s)
+            self._server = None
 
-    def _bind(self, server: grpc.Server) -> tuple[str, int]:
+    def _wake_watchdog(self) -> None:
+        """Wake the watchdog from any thread. Before start() and after stop() it does nothing."""
+        loop = self._loop
+        if loop is None or self._wake is None:
+            return
+        # RuntimeError means that stop() closed the loop after this method read it.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def _bind(self, server: grpc.aio.Server) -> tuple[str, int]:
         """Add the listening port to the server and return the bound address and port."""
         if not 0 <= self._requested_port <= 65535:
             raise HealthBindError(
@@ -655,13 +612,11 @@ class HealthServer:
             )
         return _format_target(address, port), port
 
-    def _run_watchdog(self) -> None:
+    async def _run_watchdog(self) -> None:
+        assert self._wake is not None
         while True:
             self._wake.clear()
-            if self._stopping.is_set():
-                return
             try:
-                self._servicer.cancel_stalled_send(_MAX_SEND_WAIT_S)
                 delay_s = self._publish_statuses()
             except Exception:
                 # A watchdog that died silently would freeze the statuses, so fail
@@ -669,14 +624,18 @@ class HealthServer:
                 _LOGGER.exception("health_watchdog_failed")
                 self.begin_shutdown()
                 return
-            self._wake.wait(delay_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay_s)
 
-    def _publish_statuses(self) -> float:
-        """Publish the statuses that changed and return the seconds until the next check."""
+    def _publish_statuses(self) -> float | None:
+        """Publish the statuses that changed and return the seconds until the next check.
+
+        None means that only an event can change a status.
+        """
         evaluation = self._signals.evaluate()
         with self._publish_lock:
             if self._shutting_down:
-                return _WATCHDOG_PERIOD_S
+                return None
             for service, status in evaluation.statuses.items():
                 if self._log_change(
                     service,
@@ -686,9 +645,12 @@ class HealthServer:
                 ):
                     self._servicer.set(service, status)
 
-        if evaluation.next_change_in_s is None:
-            return _WATCHDOG_PERIOD_S
-        return min(_WATCHDOG_PERIOD_S, evaluation.next_change_in_s + _DEADLINE_MARGIN_S)
+        delay_s = None
+        if evaluation.next_change_in_s is not None:
+            delay_s = evaluation.next_change_in_s + _DEADLINE_MARGIN_S
+        if self._watchdog_period_s is not None:
+            delay_s = min(self._watchdog_period_s, delay_s or self._watchdog_period_s)
+        return delay_s
 
     def _log_change(self, service: str, status: int, **fields: Any) -> bool:
         """Record status as published for service and log it if it changed.

@@ -100,7 +100,15 @@ def test_probe_checks_selected_service():
     # loop keeps completing cycles. So readiness and "" are NOT_SERVING, and liveness
     # is SERVING.
     clock = FakeClock()
-    server = HealthServer("127.0.0.1", 0, cycle_interval_s=10.0, recovery_window_s=5.0, clock=clock)
+    server = HealthServer(
+        "127.0.0.1",
+        0,
+        cycle_interval_s=10.0,
+        recovery_window_s=5.0,
+        clock=clock,
+        # FakeClock deadlines do not pass in real time, so the watchdog polls.
+        watchdog_period_s=0.02,
+    )
     server.start()
     try:
         server.export_failed()
