@@ -76,8 +76,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         printed = resolved.redacted()
         # The deadline an export really gets, which the three settings bound together.
         printed["export_timeout_effective_ms"] = resolved.effective_export_timeout_ms
-        json.dump(printed, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        try:
+            json.dump(printed, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader, such as `head`, closed the pipe. As the Python documentation
+            # on SIGPIPE recommends, stdout now points at /dev/null, so that the flush
+            # at exit does not raise again. The status is 1, as Python's own.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         sys.exit(0)
 
     _leave_out_python_openssl()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-from agent_process import run_cli
+from agent_process import ROOT, run_cli
 
 from otel_collector import config
 
@@ -212,6 +215,26 @@ def test_config_command_prints_every_setting() -> None:
     fields = {setting.field for setting in config.SETTINGS}
     assert set(printed) == fields | {"export_timeout_effective_ms"}
     assert printed["export_interval_ms"] == 1234
+
+
+def test_config_command_into_closed_pipe() -> None:
+    # Like `config | head -c 10`: the reader is gone before the output is written.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "otel_collector", "config"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 1
 
 
 def test_config_command_prints_effective_export_timeout() -> None:
