@@ -509,8 +509,9 @@ class HealthServer:
     def begin_shutdown(self) -> None:
         """Set every service NOT_SERVING for good, for Check at once.
 
-        Every open Watch stream then gets NOT_SERVING. Later events change no
-        status. Calling it again has no effect.
+        Every open Watch stream then gets NOT_SERVING, unless that was the last
+        status it sent. Later events change no status. Calling it again has no
+        effect.
         """
         with self._publish_lock:
             if self._shutting_down:
@@ -524,7 +525,7 @@ class HealthServer:
     def stop(self, grace_s: float = 1.0) -> None:
         """Set every service NOT_SERVING, then stop the server and its thread.
 
-        Each open Watch stream ends with UNAVAILABLE once it has sent NOT_SERVING.
+        Each open Watch stream ends with UNAVAILABLE once it has sent its newest status.
         Calls still in progress when grace_s ends, such as a Watch stream whose
         client stopped reading, are cancelled.
         """
