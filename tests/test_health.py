@@ -365,6 +365,25 @@ def test_steady_events_do_not_wake_the_watchdog(start_server, open_channel, monk
     assert len(evaluations) > before, "the first failed export did not wake the watchdog"
 
 
+def test_idle_watchdog_sleeps_until_deadline(start_server, open_channel, monkeypatch):
+    # With no event and the liveness deadline 60 s away, the watchdog must not
+    # wake at all. The wrapper counts evaluations; it changes no result.
+    server = start_server()
+    stub = stub_for(open_channel, server)
+    server.cycle_completed()
+    wait_for_status(stub, LIVENESS, SERVING)
+    evaluations = []
+    evaluate = server._signals.evaluate
+    monkeypatch.setattr(
+        server._signals, "evaluate", lambda: evaluations.append(1) or evaluate()
+    )
+
+    time.sleep(2.5)
+
+    assert evaluations == [], f"{len(evaluations)} watchdog wakes in 2.5 s without an event"
+    assert check(stub, LIVENESS) == SERVING
+
+
 def test_begin_shutdown_sets_not_serving(start_server, open_channel, recorders):
     server = start_server()
     stub = stub_for(open_channel, server)
@@ -399,10 +418,11 @@ def test_stop_ends_open_watch_streams(start_server, open_channel, recorders):
     server.stop(grace_s=0.1)
 
     statuses = []
-    with pytest.raises(grpc.RpcError):
+    with pytest.raises(grpc.RpcError) as raised:
         while True:
             statuses.append(watch.next_status())
     assert statuses[-1:] == [NOT_SERVING]
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_unknown_service_not_found(start_server, open_channel, recorders):
