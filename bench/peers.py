@@ -30,8 +30,10 @@ NODE_EXPORTER = "prometheus-node-exporter"
 
 # node_exporter collectors that read what the agent's default scrapers read:
 # CPU times and frequency, memory, paging, disks, file systems, network
-# interfaces, load, process states and forks (stat, processes). Used for the
-# like-for-like row next to node_exporter's defaults.
+# interfaces, the connection tracking table, load, process states and forks
+# (stat, processes). Used for the like-for-like row next to node_exporter's
+# defaults. conntrack also exports 8 counters of /proc/net/stat/nf_conntrack
+# (found, invalid, drop and others), which the agent does not read.
 NODE_EXPORTER_MATCHED_COLLECTORS = (
     "cpu",
     "cpufreq",
@@ -40,6 +42,7 @@ NODE_EXPORTER_MATCHED_COLLECTORS = (
     "diskstats",
     "filesystem",
     "netdev",
+    "conntrack",
     "loadavg",
     "stat",
     "processes",

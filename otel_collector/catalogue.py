@@ -3,8 +3,9 @@
 Instruments, the README's metric table and the golden test are all built from
 ``METRICS``. Names, units, kinds and attributes follow the OpenTelemetry
 semantic conventions v1.44.0 (model/system/metrics.yaml and
-model/process/metrics.yaml at that tag). Load average is not in the
-conventions; its names follow the Collector's hostmetrics receiver.
+model/process/metrics.yaml at that tag). Load average and the connection
+tracking table are not in the conventions; their names and units follow the
+Collector's hostmetrics receiver.
 """
 
 from __future__ import annotations
@@ -238,6 +239,18 @@ METRICS: tuple[MetricSpec, ...] = (
         "TCP connections and bound UDP sockets in the agent's network namespace: totals "
         "from /proc/net/sockstat, with TCP by state under HOST_AGENT_CONNECTION_STATES.",
         "network", (TRANSPORT,), opt_in_attributes=(CONNECTION_STATE,),
+    ),
+    MetricSpec(
+        "system.network.conntrack.count", Kind.UPDOWNCOUNTER, "{entries}",
+        "Entries in the netfilter connection tracking table of the agent's network "
+        "namespace (nf_conntrack_count). Absent while the nf_conntrack module is not loaded.",
+        "network",
+    ),
+    MetricSpec(
+        "system.network.conntrack.max", Kind.UPDOWNCOUNTER, "{entries}",
+        "Maximum entries of the connection tracking table, one limit for every network "
+        "namespace (nf_conntrack_max). Absent while the nf_conntrack module is not loaded.",
+        "network",
     ),
     # load
     MetricSpec(

@@ -9,6 +9,7 @@ import socket
 import time
 from collections import Counter, namedtuple
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from scraper_context import make_scraper, value
@@ -206,3 +207,70 @@ def test_states_mode_keeps_the_udp_total() -> None:
 
     assert [point.attributes for point in udp] == [{"network.transport": "udp"}]
     assert len(points) == len(set(network.TCP_STATES.values())) + 1
+
+
+CONNTRACK = Path("/proc/sys/net/netfilter")
+# A host root made by a test has no /proc/net/sockstat for the connection count.
+WITHOUT_SOCKSTAT = {"HOST_AGENT_METRICS_DISABLE": "system.network.connection.count"}
+
+
+@pytest.mark.skipif(
+    not (CONNTRACK / "nf_conntrack_count").exists(), reason="nf_conntrack is not loaded here"
+)
+def test_conntrack_matches_sysctl_files() -> None:
+    """The points equal the kernel's files, read just before and after the scrape.
+
+    Entries come and go with the host's traffic, so a reading counts only when
+    the file read before and the one after agree.
+    """
+    scraper = make_scraper("network")
+    limit = int((CONNTRACK / "nf_conntrack_max").read_text())
+    for _ in range(20):
+        before = int((CONNTRACK / "nf_conntrack_count").read_text())
+        reading = scraper.scrape()
+        after = int((CONNTRACK / "nf_conntrack_count").read_text())
+        if before == after:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the conntrack table kept changing for 20 readings")
+
+    assert value(reading, "system.network.conntrack.count") == before
+    assert value(reading, "system.network.conntrack.max") == limit
+
+
+def test_conntrack_absent_without_module(tmp_path: Path) -> None:
+    # A host root whose /proc has no netfilter directory, as on a host where
+    # nf_conntrack is not loaded: no points and no error.
+    (tmp_path / "proc").mkdir()
+    scraper = make_scraper("network", WITHOUT_SOCKSTAT, root=str(tmp_path))
+
+    reading = scraper.scrape()
+
+    assert network.read_conntrack(f"{tmp_path}/proc") is None
+    assert "system.network.conntrack.count" not in reading
+    assert "system.network.conntrack.max" not in reading
+    assert scraper.context.errors.errors_by_scraper() == {}
+
+
+def test_conntrack_unreadable_costs_only_its_points(tmp_path: Path) -> None:
+    directory = tmp_path / "proc" / "sys" / "net" / "netfilter"
+    directory.mkdir(parents=True)
+    (directory / "nf_conntrack_count").write_text("not a number\n")
+    (directory / "nf_conntrack_max").write_text("65536\n")
+    scraper = make_scraper("network", WITHOUT_SOCKSTAT, root=str(tmp_path))
+
+    reading = scraper.scrape()
+
+    assert "system.network.conntrack.count" not in reading
+    assert reading["system.network.io"], "interface counters still come from psutil"
+    assert scraper.context.errors.errors_by_scraper() == {"network": 1}
+
+
+def test_read_conntrack_parses_both_files(tmp_path: Path) -> None:
+    directory = tmp_path / "sys" / "net" / "netfilter"
+    directory.mkdir(parents=True)
+    (directory / "nf_conntrack_count").write_text("42\n")
+    (directory / "nf_conntrack_max").write_text("262144\n")
+
+    assert network.read_conntrack(str(tmp_path)) == (42, 262144)
