@@ -30,9 +30,9 @@ NODE_EXPORTER = "prometheus-node-exporter"
 
 # node_exporter collectors that read what the agent's default scrapers read:
 # CPU times and frequency, memory, paging, disks, file systems, network
-# interfaces, the connection tracking table, load, process states and forks
-# (stat, processes). Used for the like-for-like row next to node_exporter's
-# defaults. conntrack also exports 8 counters of /proc/net/stat/nf_conntrack
+# interfaces, the connection tracking table, pressure stall information, load,
+# process states and forks (stat, processes). Used for the like-for-like row
+# next to node_exporter's defaults. conntrack also exports 8 counters of /proc/net/stat/nf_conntrack
 # (found, invalid, drop and others), which the agent does not read.
 NODE_EXPORTER_MATCHED_COLLECTORS = (
     "cpu",
@@ -43,6 +43,7 @@ NODE_EXPORTER_MATCHED_COLLECTORS = (
     "filesystem",
     "netdev",
     "conntrack",
+    "pressure",
     "loadavg",
     "stat",
     "processes",

@@ -3,9 +3,9 @@
 Instruments, the README's metric table and the golden test are all built from
 ``METRICS``. Names, units, kinds and attributes follow the OpenTelemetry
 semantic conventions v1.44.0 (model/system/metrics.yaml and
-model/process/metrics.yaml at that tag). Load average and the connection
-tracking table are not in the conventions; their names and units follow the
-Collector's hostmetrics receiver.
+model/process/metrics.yaml at that tag). Load average, the connection
+tracking table and pressure stall information are not in the conventions;
+their names and units follow the Collector's hostmetrics receiver.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ CONNECTION_STATE = Attribute(
     ),
 )
 TRANSPORT = Attribute("network.transport", ("tcp", "udp"))
+STALL_TYPE = Attribute("system.pressure.stall_type", ("some", "full"))
 PROCESS_STATE = Attribute("process.state", ("running", "sleeping", "stopped", "defunct"))
 CONTEXT_SWITCH_TYPE = Attribute("process.context_switch.type", ("voluntary", "involuntary"))
 # Identity of a process, on every process.* point (see scrapers/process.py for why).
@@ -251,6 +252,23 @@ METRICS: tuple[MetricSpec, ...] = (
         "Maximum entries of the connection tracking table, one limit for every network "
         "namespace (nf_conntrack_max). Absent while the nf_conntrack module is not loaded.",
         "network",
+    ),
+    # pressure
+    *(
+        MetricSpec(
+            f"system.{resource}.linux.pressure.total", Kind.COUNTER, "s",
+            description, "pressure", (STALL_TYPE,),
+        )
+        for resource, description in (
+            ("cpu", "Time during which some or all non-idle tasks were stalled waiting for a "
+                    "CPU (/proc/pressure/cpu)."),
+            ("memory", "Time during which some or all non-idle tasks were stalled on memory "
+                       "(/proc/pressure/memory)."),
+            ("io", "Time during which some or all non-idle tasks were stalled on I/O "
+                   "(/proc/pressure/io)."),
+            ("irq", "Time during which all non-idle tasks were stalled by interrupt handling "
+                    "(/proc/pressure/irq, with CONFIG_IRQ_TIME_ACCOUNTING)."),
+        )
     ),
     # load
     MetricSpec(

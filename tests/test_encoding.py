@@ -24,7 +24,7 @@ from otel_collector.hostfs import HostRoot
 from otel_collector.scrapers.base import ErrorLog, ScraperContext
 from otel_collector.selftelemetry import AgentStats
 
-EVERY_SCRAPER = "cpu,memory,paging,disk,filesystem,network,load,processes,system,process"
+EVERY_SCRAPER = "cpu,memory,paging,disk,filesystem,network,pressure,load,processes,system,process"
 
 
 def _host_collector() -> tuple[InMemoryMetricReader, Collection]:

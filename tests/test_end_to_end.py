@@ -11,6 +11,7 @@ from otlp_receiver import OtlpReceiver, Point
 from rotel_peer import RotelPeer
 
 from otel_collector import catalogue, config
+from otel_collector.scrapers import pressure
 
 KIND = {catalogue.Kind.GAUGE: "gauge", catalogue.Kind.COUNTER: "sum",
         catalogue.Kind.UPDOWNCOUNTER: "sum"}
@@ -27,11 +28,15 @@ def test_exported_metrics_match_catalogue(tmp_path: Path) -> None:
     points = receiver.points()
     names = {p.name for p in points}
     enabled = config.enabled_metrics(config.resolve({}, {}))
-    # Swap metrics are empty on a host without swap, and the conntrack metrics
-    # absent while nf_conntrack is not loaded; every other default metric arrives.
+    # Swap metrics are empty on a host without swap, the conntrack metrics absent
+    # while nf_conntrack is not loaded, and a pressure metric absent without its
+    # /proc/pressure file. Every other default metric arrives.
     may_be_absent = {"system.paging.usage", "system.paging.utilization"}
     if not Path("/proc/sys/net/netfilter/nf_conntrack_count").exists():
         may_be_absent |= {"system.network.conntrack.count", "system.network.conntrack.max"}
+    for resource in pressure.RESOURCES:
+        if not Path(f"/proc/pressure/{resource}").exists():
+            may_be_absent.add(pressure.metric_name(resource))
     assert enabled - names <= may_be_absent
     for point in points:
         spec = catalogue.BY_NAME[point.name]

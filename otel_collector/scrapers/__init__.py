@@ -12,6 +12,7 @@ from otel_collector.scrapers.load import LoadScraper
 from otel_collector.scrapers.memory import MemoryScraper
 from otel_collector.scrapers.network import NetworkScraper
 from otel_collector.scrapers.paging import PagingScraper
+from otel_collector.scrapers.pressure import PressureScraper
 from otel_collector.scrapers.process import ProcessScraper
 from otel_collector.scrapers.processes import ProcessesScraper
 from otel_collector.scrapers.system import SystemScraper
@@ -20,7 +21,8 @@ REGISTRY: dict[str, type[Scraper]] = {
     cls.name: cls
     for cls in (
         CpuScraper, MemoryScraper, PagingScraper, DiskScraper, FilesystemScraper,
-        NetworkScraper, LoadScraper, ProcessesScraper, SystemScraper, ProcessScraper,
+        NetworkScraper, PressureScraper, LoadScraper, ProcessesScraper, SystemScraper,
+        ProcessScraper,
     )
 }
 
