@@ -334,18 +334,30 @@ def test_liveness_expires_after_two_intervals(start_server, open_channel, record
     assert liveness.next_status() == SERVING
 
 
-def test_steady_events_do_not_wake_the_watchdog(start_server, open_channel, monkeypatch):
-    # While every status stays SERVING, cycles and delivered exports change
-    # nothing, so they must not cost a watchdog wake each. The wrapper counts
-    # evaluations; it changes no result.
+def serving_server_with_evaluation_count(
+    start_server: ServerFactory, open_channel: Callable[..., grpc.Channel], monkeypatch
+) -> tuple[HealthServer, health_pb2_grpc.HealthStub, list[int]]:
+    """Start a server that is SERVING, and count the watchdog's evaluations from then on.
+
+    The wrapper around the evaluation appends to the returned list and changes no result.
+    """
     server = start_server()
     stub = stub_for(open_channel, server)
     server.cycle_completed()
     wait_for_status(stub, LIVENESS, SERVING)
-    evaluations = []
+    evaluations: list[int] = []
     evaluate = server._signals.evaluate
     monkeypatch.setattr(
         server._signals, "evaluate", lambda: evaluations.append(1) or evaluate()
+    )
+    return server, stub, evaluations
+
+
+def test_steady_events_do_not_wake_the_watchdog(start_server, open_channel, monkeypatch):
+    # While every status stays SERVING, cycles and delivered exports change
+    # nothing, so they must not cost a watchdog wake each.
+    server, _, evaluations = serving_server_with_evaluation_count(
+        start_server, open_channel, monkeypatch
     )
 
     for _ in range(200):
@@ -367,15 +379,9 @@ def test_steady_events_do_not_wake_the_watchdog(start_server, open_channel, monk
 
 def test_idle_watchdog_sleeps_until_deadline(start_server, open_channel, monkeypatch):
     # With no event and the liveness deadline 60 s away, the watchdog must not
-    # wake at all. The wrapper counts evaluations; it changes no result.
-    server = start_server()
-    stub = stub_for(open_channel, server)
-    server.cycle_completed()
-    wait_for_status(stub, LIVENESS, SERVING)
-    evaluations = []
-    evaluate = server._signals.evaluate
-    monkeypatch.setattr(
-        server._signals, "evaluate", lambda: evaluations.append(1) or evaluate()
+    # wake at all.
+    _, stub, evaluations = serving_server_with_evaluation_count(
+        start_server, open_channel, monkeypatch
     )
 
     time.sleep(2.5)

@@ -206,9 +206,6 @@ class NetworkScraper(Scraper):
         tables = self._sockstat()
         return tcp_total(*tables), udp_total(*tables)
 
-    def _udp_total(self) -> int:
-        return udp_total(*self._sockstat())
-
     def scrape(self) -> Reading:
         reading: Reading = {}
         counters = self.read("net_io_counters", psutil.net_io_counters, pernic=True, nowrap=True)
@@ -228,13 +225,13 @@ class NetworkScraper(Scraper):
             counts = self.read("tcp_connections", self._tcp_states)
             if counts is not None:
                 points += connection_points(counts)
-            udp = self.read("sockstat", self._udp_total)
-        else:
-            totals = self.read("sockstat", self._socket_totals)
-            tcp, udp = totals if totals is not None else (None, None)
-            if tcp is not None:
+        # In states mode the TCP total goes unused, but it costs only a parse of
+        # the same two files that the UDP total reads.
+        totals = self.read("sockstat", self._socket_totals)
+        if totals is not None:
+            tcp, udp = totals
+            if not self.config.connection_states:
                 points.append(Point(tcp, {"network.transport": "tcp"}))
-        if udp is not None:
             points.append(Point(udp, {"network.transport": "udp"}))
         if points:
             reading["system.network.connection.count"] = points

@@ -46,7 +46,9 @@ def parse_pressure(text: bytes, path: str) -> dict[str, float]:
             if field.startswith("total="):
                 totals[stall_type] = int(field[len("total="):]) / _MICROSECONDS_PER_SECOND
     if not totals:
-        raise ValueError(f"no some or full total in {path}: {text[:80]!r}")
+        raise ValueError(
+            f'invalid {path}: expected "some" or "full" lines with total=, got {text[:80]!r}'
+        )
     return totals
 
 
