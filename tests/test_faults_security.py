@@ -167,7 +167,7 @@ def test_health_port_flood(tmp_path: Path) -> None:
     streams_per_connection = 2
     # RSS climbs over the first rounds while glibc's per-thread arenas fill, and
     # then levels off: in a run of 14 rounds by hand it rose 20 MiB over the first
-    # 2 rounds and 8 MiB over the next 10. The warm-up rounds are not compared.
+    # 2 rounds and 8 MiB over the next 9. The warm-up rounds are not compared.
     warmup_rounds = 2
     compared_rounds = 3
     rounds = warmup_rounds + 2 * compared_rounds
