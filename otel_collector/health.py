@@ -218,6 +218,13 @@ class _HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         self._rejected_watch_calls = 0
         self._at_watch_limit = False
 
+    @property
+    def open_streams(self) -> int:
+        """Number of Watch calls open now. Any thread may read it."""
+        # len() of a set is one atomic step under the GIL, and a reader from another
+        # thread needs only a snapshot.
+        return len(self._streams)
+
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Deliver later status changes to the Watch streams served by loop."""
         self._loop = loop
@@ -460,6 +467,11 @@ class HealthServer:
         if self._bound_port is None:
             raise RuntimeError("the health server has not been started")
         return self._bound_port
+
+    @property
+    def open_watch_streams(self) -> int:
+        """Number of Watch streams that the server has open now."""
+        return self._servicer.open_streams
 
     def start(self) -> None:
         """Start the event loop thread, bind the address, start serving and the watchdog.

@@ -518,6 +518,12 @@ def test_non_reading_watch_client_delays_only_itself(start_server, open_channel,
     reader = recorders(stub, LIVENESS)
     try:
         assert reader.next_status() == NOT_SERVING
+        # The silent client cannot tell when the server has opened its stream, and
+        # a stream opened after the rounds below would see only the last status.
+        deadline = time.monotonic() + PUBLISH_TIMEOUT_S
+        while server.open_watch_streams < 2:
+            assert time.monotonic() < deadline, "the server never opened the silent stream"
+            time.sleep(0.01)
         for _ in range(5):
             server.cycle_completed()
             assert reader.next_status() == SERVING
