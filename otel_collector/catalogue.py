@@ -5,7 +5,12 @@ Instruments, the README's metric table and the golden test are all built from
 semantic conventions v1.44.0 (model/system/metrics.yaml and
 model/process/metrics.yaml at that tag). Load average, the connection
 tracking table and pressure stall information are not in the conventions;
-their names and units follow the Collector's hostmetrics receiver.
+their names and units follow the Collector's hostmetrics receiver. Neither
+names the kernel's protocol counters, file handles or entropy. Those go under
+system.AREA.linux.* where the conventions have the area (network) and under
+system.linux.AREA.* where they do not, after the system.{os}.* namespace that
+the specification's system metrics page set aside for metrics of one
+operating system.
 """
 
 from __future__ import annotations
@@ -89,6 +94,10 @@ CONNECTION_STATE = Attribute(
 )
 TRANSPORT = Attribute("network.transport", ("tcp", "udp"))
 STALL_TYPE = Attribute("system.pressure.stall_type", ("some", "full"))
+TCP_OPEN_TYPE = Attribute("system.network.linux.tcp.open_type", ("active", "passive"))
+UDP_ERROR_TYPE = Attribute(
+    "error.type", ("no_port", "receive_buffer", "receive_other", "send_buffer")
+)
 PROCESS_STATE = Attribute("process.state", ("running", "sleeping", "stopped", "defunct"))
 CONTEXT_SWITCH_TYPE = Attribute("process.context_switch.type", ("voluntary", "involuntary"))
 # Identity of a process, on every process.* point (see scrapers/process.py for why).
@@ -253,6 +262,103 @@ METRICS: tuple[MetricSpec, ...] = (
         "namespace (nf_conntrack_max). Absent while the nf_conntrack module is not loaded.",
         "network",
     ),
+    MetricSpec(
+        "system.network.linux.interface.up", Kind.GAUGE, "1",
+        "1 while the interface is up and has a carrier (IFF_UP and IFF_RUNNING), else 0.",
+        "network", (INTERFACE,),
+    ),
+    MetricSpec(
+        "system.network.linux.interface.speed", Kind.GAUGE, "By/s",
+        "Link speed that the interface's driver reports. Absent where it reports none "
+        "(virtual devices, a link without carrier).",
+        "network", (INTERFACE,),
+    ),
+    # netstat
+    MetricSpec(
+        "system.network.linux.tcp.segments", Kind.COUNTER, "{segment}",
+        "TCP segments received and sent, IPv4 and IPv6 (Tcp InSegs, OutSegs).",
+        "netstat", (NETWORK_DIRECTION,),
+    ),
+    MetricSpec(
+        "system.network.linux.tcp.retransmits", Kind.COUNTER, "{segment}",
+        "TCP segments retransmitted (Tcp RetransSegs).", "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.tcp.errors", Kind.COUNTER, "{segment}",
+        "TCP segments received in error, such as a bad checksum (Tcp InErrs).", "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.tcp.resets", Kind.COUNTER, "{segment}",
+        "TCP segments sent with the RST flag (Tcp OutRsts).", "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.tcp.opens", Kind.COUNTER, "{connection}",
+        "TCP connections opened: active by a connect() here, passive by a peer "
+        "(Tcp ActiveOpens, PassiveOpens).",
+        "netstat", (TCP_OPEN_TYPE,),
+    ),
+    MetricSpec(
+        "system.network.linux.tcp.listen.overflows", Kind.COUNTER, "{connection}",
+        "Handshakes completed while a listener's accept queue was full (TcpExt "
+        "ListenOverflows): the application accepts too slowly.",
+        "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.tcp.listen.drops", Kind.COUNTER, "{connection}",
+        "Connection requests that listeners dropped for any reason, overflows included "
+        "(TcpExt ListenDrops).",
+        "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.tcp.orphans", Kind.UPDOWNCOUNTER, "{socket}",
+        "TCP sockets that no process holds any more, still closing (sockstat TCP orphan).",
+        "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.udp.datagrams", Kind.COUNTER, "{datagram}",
+        "UDP datagrams delivered to sockets and sent, IPv4 and IPv6 (Udp and Udp6 "
+        "InDatagrams, OutDatagrams).",
+        "netstat", (NETWORK_DIRECTION,),
+    ),
+    MetricSpec(
+        "system.network.linux.udp.errors", Kind.COUNTER, "{datagram}",
+        "UDP datagrams lost, IPv4 and IPv6, by disjoint cause: no socket on the port "
+        "(NoPorts), a full receive buffer (RcvbufErrors), other receive errors such as "
+        "checksums (InErrors less RcvbufErrors), a full send buffer (SndbufErrors).",
+        "netstat", (UDP_ERROR_TYPE,),
+    ),
+    MetricSpec(
+        "system.network.linux.udp.queue.usage", Kind.UPDOWNCOUNTER, "By",
+        "Memory of the datagrams waiting in the send and receive queues of every UDP "
+        "socket, IPv4 and IPv6 (/proc/net/udp and udp6, tx_queue and rx_queue).",
+        "netstat", (NETWORK_DIRECTION,),
+    ),
+    MetricSpec(
+        "system.network.linux.socket.count", Kind.UPDOWNCOUNTER, "{socket}",
+        "Sockets of every family in use (sockstat sockets used).", "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.socket.memory", Kind.UPDOWNCOUNTER, "By",
+        "Memory of TCP and UDP socket buffers, which net.ipv4.tcp_mem and udp_mem limit "
+        "(sockstat mem, in pages).",
+        "netstat", (TRANSPORT,),
+    ),
+    MetricSpec(
+        "system.network.linux.softnet.dropped", Kind.COUNTER, "{packet}",
+        "Packets dropped because a CPU's receive backlog was full "
+        "(net.core.netdev_max_backlog).",
+        "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.softnet.time_squeeze", Kind.COUNTER, "{event}",
+        "Times that receive processing stopped with work left, its budget or time used up "
+        "(net.core.netdev_budget).",
+        "netstat",
+    ),
+    MetricSpec(
+        "system.network.linux.arp.count", Kind.UPDOWNCOUNTER, "{entry}",
+        "Entries of the ARP table (/proc/net/arp) by interface.", "netstat", (INTERFACE,),
+    ),
     # pressure
     *(
         MetricSpec(
@@ -291,6 +397,21 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "system.process.created", Kind.COUNTER, "{process}",
         "Processes and threads created since boot.", "processes",
+    ),
+    # kernel
+    MetricSpec(
+        "system.linux.file_handle.count", Kind.UPDOWNCOUNTER, "{file_handle}",
+        "Open file handles of the whole host (/proc/sys/fs/file-nr).", "kernel",
+    ),
+    MetricSpec(
+        "system.linux.file_handle.limit", Kind.UPDOWNCOUNTER, "{file_handle}",
+        "Maximum open file handles (fs.file-max). At the limit, every open() fails with ENFILE.",
+        "kernel",
+    ),
+    MetricSpec(
+        "system.linux.entropy.available", Kind.GAUGE, "{bit}",
+        "Entropy that the kernel estimates its random pool holds (always 256 since Linux 5.18).",
+        "kernel",
     ),
     # system
     MetricSpec(

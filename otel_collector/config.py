@@ -27,8 +27,8 @@ from otel_collector import defaults
 REDACTED = "<redacted>"
 
 DEFAULT_SCRAPERS = (
-    "cpu", "memory", "paging", "disk", "filesystem", "network", "pressure", "load",
-    "processes", "system",
+    "cpu", "memory", "paging", "disk", "filesystem", "network", "netstat", "pressure",
+    "load", "processes", "kernel", "system",
 )
 # The per-process scraper is opt-in: its cost and cardinality grow with the host's processes.
 SCRAPERS = (*DEFAULT_SCRAPERS, "process")

@@ -31,7 +31,7 @@ def test_names_are_unique() -> None:
 
 def test_units_are_ucum_or_annotations() -> None:
     for spec in catalogue.METRICS:
-        assert re.fullmatch(r"By|s|Hz|1|\{[a-z_]+\}", spec.unit), spec.name
+        assert re.fullmatch(r"By|By/s|s|Hz|1|\{[a-z_]+\}", spec.unit), spec.name
 
 
 def test_counters_use_cumulative_units() -> None:

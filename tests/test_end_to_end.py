@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from agent_process import AgentProcess, free_port
 from otlp_receiver import OtlpReceiver, Point
@@ -29,9 +30,14 @@ def test_exported_metrics_match_catalogue(tmp_path: Path) -> None:
     names = {p.name for p in points}
     enabled = config.enabled_metrics(config.resolve({}, {}))
     # Swap metrics are empty on a host without swap, the conntrack metrics absent
-    # while nf_conntrack is not loaded, and a pressure metric absent without its
-    # /proc/pressure file. Every other default metric arrives.
+    # while nf_conntrack is not loaded, a pressure metric absent without its
+    # /proc/pressure file, link speed absent where no driver reports one and the
+    # ARP count absent with an empty ARP table. Every other default metric arrives.
     may_be_absent = {"system.paging.usage", "system.paging.utilization"}
+    if all(link.speed <= 0 for link in psutil.net_if_stats().values()):
+        may_be_absent.add("system.network.linux.interface.speed")
+    if len(Path("/proc/net/arp").read_text().splitlines()) < 2:
+        may_be_absent.add("system.network.linux.arp.count")
     if not Path("/proc/sys/net/netfilter/nf_conntrack_count").exists():
         may_be_absent |= {"system.network.conntrack.count", "system.network.conntrack.max"}
     for resource in pressure.RESOURCES:

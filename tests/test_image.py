@@ -620,6 +620,32 @@ def test_container_exports_host_interfaces(running_agent: RunningAgent) -> None:
     assert exported <= host_interfaces
 
 
+def test_container_exports_host_kernel_counters(running_agent: RunningAgent) -> None:
+    """The non-root agent reads the host's protocol counters and file handle limit.
+
+    A container in a network namespace of its own would count a few segments of
+    its own, never as many as the host had received before this test began.
+    """
+    snmp = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    names, values = [fields for fields in snmp if fields[0] == "Tcp:"]
+    host_segments = int(values[names.index("InSegs")])
+
+    def host_sized(found: list[Any]) -> list[Any]:
+        return [
+            p for p in found
+            if p.name == "system.network.linux.tcp.segments"
+            and p.attributes["network.io.direction"] == "receive" and p.value >= host_segments
+        ]
+
+    assert running_agent.receiver.wait_for_points(
+        host_sized, timeout=30, description="the host's TCP segment count"
+    )
+    limits = [p.value for p in running_agent.receiver.points()
+              if p.name == "system.linux.file_handle.limit"]
+    assert limits
+    assert set(limits) == {int(Path("/proc/sys/fs/file-max").read_text())}
+
+
 def test_container_exports_host_disk_sizes(running_agent: RunningAgent) -> None:
     points = running_agent.receiver.wait_for_points(
         lambda found: [p for p in found if p.name == "system.disk.limit"], timeout=30,

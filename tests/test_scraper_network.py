@@ -32,6 +32,39 @@ def test_directions_and_device_attribute() -> None:
                  **{"network.io.direction": "transmit"}) == 6
 
 
+Link = namedtuple("Link", "isup speed")
+
+
+def test_link_speed_in_bytes_per_second() -> None:
+    links = {"eth0": Link(True, 10_000), "veth1": Link(False, 0)}
+
+    reading = network.link_points(links, NameFilter())
+
+    up = "system.network.linux.interface.up"
+    assert value(reading, up, **{"network.interface.name": "eth0"}) == 1
+    assert value(reading, up, **{"network.interface.name": "veth1"}) == 0
+    # 10 Gbit/s, in bytes a second; veth1 reports no speed, so it has no point.
+    assert reading["system.network.linux.interface.speed"] == [
+        network.Point(1_250_000_000, {"network.interface.name": "eth0"})
+    ]
+
+
+def test_link_state_matches_sysfs() -> None:
+    """Every interface of this host has a state that agrees with its sysfs files."""
+    reading = make_scraper("network").scrape()
+
+    interfaces = sorted(path.name for path in Path("/sys/class/net").iterdir())
+    up = "system.network.linux.interface.up"
+    assert sorted(p.attributes["network.interface.name"] for p in reading[up]) == interfaces
+    for interface in interfaces:
+        named = {"network.interface.name": interface}
+        if Path(f"/sys/class/net/{interface}/operstate").read_text().strip() == "up":
+            assert value(reading, up, **named) == 1
+        # IFF_UP, bit 0 of flags, is off on an interface that is set down.
+        if int(Path(f"/sys/class/net/{interface}/flags").read_text(), 16) & 0x1 == 0:
+            assert value(reading, up, **named) == 0
+
+
 def test_interface_exclude() -> None:
     reading = network.interface_points(
         {"lo": Counters(*[1] * 8), "eth0": Counters(*[1] * 8)},

@@ -8,8 +8,10 @@ from otel_collector.scrapers.base import Scraper, ScraperContext
 from otel_collector.scrapers.cpu import CpuScraper
 from otel_collector.scrapers.disk import DiskScraper
 from otel_collector.scrapers.filesystem import FilesystemScraper
+from otel_collector.scrapers.kernel import KernelScraper
 from otel_collector.scrapers.load import LoadScraper
 from otel_collector.scrapers.memory import MemoryScraper
+from otel_collector.scrapers.netstat import NetstatScraper
 from otel_collector.scrapers.network import NetworkScraper
 from otel_collector.scrapers.paging import PagingScraper
 from otel_collector.scrapers.pressure import PressureScraper
@@ -21,8 +23,8 @@ REGISTRY: dict[str, type[Scraper]] = {
     cls.name: cls
     for cls in (
         CpuScraper, MemoryScraper, PagingScraper, DiskScraper, FilesystemScraper,
-        NetworkScraper, PressureScraper, LoadScraper, ProcessesScraper, SystemScraper,
-        ProcessScraper,
+        NetworkScraper, NetstatScraper, PressureScraper, LoadScraper, ProcessesScraper,
+        KernelScraper, SystemScraper, ProcessScraper,
     )
 }
 

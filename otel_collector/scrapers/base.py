@@ -85,6 +85,22 @@ def read_small_file(path: str) -> bytes:
         os.close(fd)
 
 
+def read_proc_file(path: str) -> bytes:
+    """Read a /proc file of any size, such as /proc/net/netstat, which grows with the kernel.
+
+    A read may return less than requested before the end, so the loop reads
+    until the kernel returns nothing.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class ScraperContext:
     """The agent's parts a scraper uses: settings, the host, and the error log."""

@@ -1,8 +1,9 @@
-"""Network scraper: per-interface counters, TCP and UDP sockets, connection tracking.
+"""Network scraper: per-interface counters and link state, sockets, connection tracking.
 
-Interface counters come from psutil. By default the TCP connection count is
-one total from /proc/net/sockstat and sockstat6: the kernel's counts of
-sockets in use for IPv4 and IPv6 plus those in TIME_WAIT, so every state
+Interface counters, link state and speed come from psutil. By default
+the TCP connection count is one total from /proc/net/sockstat and sockstat6:
+the kernel's counts of sockets in use for IPv4 and IPv6 plus those in
+TIME_WAIT, so every state
 but the server side of handshakes in progress (see tcp_total). The UDP
 count, from the same files, is the number of bound UDP sockets.
 With HOST_AGENT_CONNECTION_STATES the TCP count is split by state, through one
@@ -145,6 +146,31 @@ def read_conntrack(procfs: str) -> tuple[int, int] | None:
     return int(count), int(limit)
 
 
+LINK_METRICS = ("system.network.linux.interface.up", "system.network.linux.interface.speed")
+# psutil reports megabits a second, and the conventions count bandwidth in bytes
+# a second (hw.network.bandwidth.limit).
+_BYTES_PER_SECOND_PER_MBPS = 125_000
+
+
+def link_points(stats: Mapping[str, Any], admit: NameFilter) -> Reading:
+    """Shape psutil.net_if_stats() into the state and speed of each admitted interface.
+
+    up is 1 while the interface is administratively up and has a carrier
+    (IFF_UP and IFF_RUNNING), so lo counts as up. speed is left out where the
+    driver reports none (0 from psutil: virtual devices, a link without carrier).
+    """
+    reading: Reading = {name: [] for name in LINK_METRICS}
+    for interface, link in stats.items():
+        if not admit.admits(interface):
+            continue
+        attributes = {"network.interface.name": interface}
+        reading[LINK_METRICS[0]].append(Point(int(link.isup), attributes))
+        if link.speed > 0:
+            bandwidth = link.speed * _BYTES_PER_SECOND_PER_MBPS
+            reading[LINK_METRICS[1]].append(Point(bandwidth, attributes))
+    return reading
+
+
 def connection_points(counts: Mapping[str, int]) -> list[Point]:
     """Build one point per TCP state, zero included, so that no series comes and goes."""
     return [
@@ -211,6 +237,10 @@ class NetworkScraper(Scraper):
         counters = self.read("net_io_counters", psutil.net_io_counters, pernic=True, nowrap=True)
         if counters:
             reading.update(interface_points(counters, self._filter))
+        if any(self.wants(metric) for metric in LINK_METRICS):
+            stats = self.read("net_if_stats", psutil.net_if_stats)
+            if stats is not None:
+                reading.update(link_points(stats, self._filter))
         if self.wants("system.network.conntrack.count") or self.wants(
             "system.network.conntrack.max"
         ):
