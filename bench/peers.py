@@ -30,10 +30,13 @@ NODE_EXPORTER = "prometheus-node-exporter"
 
 # node_exporter collectors that read what the agent's default scrapers read:
 # CPU times and frequency, memory, paging, disks, file systems, network
-# interfaces, the connection tracking table, pressure stall information, load,
-# process states and forks (stat, processes). Used for the like-for-like row
-# next to node_exporter's defaults. conntrack also exports 8 counters of /proc/net/stat/nf_conntrack
-# (found, invalid, drop and others), which the agent does not read.
+# interfaces and their link state, protocol counters, sockets, the softnet
+# backlog, UDP queues, the ARP table, the connection tracking table, pressure
+# stall information, load, process states and forks (stat, processes), file
+# handles and entropy. Used for the like-for-like row next to node_exporter's
+# defaults. Some of these export more than the agent: conntrack's 8 counters
+# of /proc/net/stat/nf_conntrack, netstat's IP, ICMP and other TCP counters,
+# netclass's other interface attributes, softnet's per-CPU values.
 NODE_EXPORTER_MATCHED_COLLECTORS = (
     "cpu",
     "cpufreq",
@@ -42,11 +45,19 @@ NODE_EXPORTER_MATCHED_COLLECTORS = (
     "diskstats",
     "filesystem",
     "netdev",
+    "netclass",
+    "netstat",
+    "sockstat",
+    "softnet",
+    "udp_queues",
+    "arp",
     "conntrack",
     "pressure",
     "loadavg",
     "stat",
     "processes",
+    "filefd",
+    "entropy",
 )
 
 # The first cycles of a push peer: their requests are compressed for the gzip

@@ -9,12 +9,12 @@ SCRAPE = """\
 # TYPE node_scrape_collector_success gauge
 node_scrape_collector_success{collector="cpu"} 1
 node_scrape_collector_success{collector="btrfs"} 1
-node_scrape_collector_success{collector="entropy"} 1
+node_scrape_collector_success{collector="timex"} 1
 node_scrape_collector_success{collector="textfile"} 1
 node_scrape_collector_success{collector="bonding"} 0
 node_scrape_collector_success{collector="made_up"} 1
 node_cpu_seconds_total{cpu="0",mode="idle"} 12.5
-node_entropy_available_bits 256
+node_timex_sync_status 1
 node_textfile_scrape_error 0
 """
 
@@ -23,7 +23,7 @@ def test_collectors_split_by_samples() -> None:
     exporting, empty, in_resource = families.unmatched_collectors(SCRAPE)
 
     # cpu has an agent scraper, and bonding failed: neither is listed.
-    assert exporting == ["entropy", "made_up"]  # made_up has no prefix, so it counts
+    assert exporting == ["made_up", "timex"]  # made_up has no prefix, so it counts
     assert empty == ["btrfs", "textfile"]  # textfile exported only its own scrape status
     assert in_resource == []
 
