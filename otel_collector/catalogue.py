@@ -6,11 +6,11 @@ semantic conventions v1.44.0 (model/system/metrics.yaml and
 model/process/metrics.yaml at that tag). Load average, the connection
 tracking table and pressure stall information are not in the conventions;
 their names and units follow the Collector's hostmetrics receiver. Neither
-names the kernel's protocol counters, file handles or entropy. Those go under
-system.AREA.linux.* where the conventions have the area (network) and under
-system.linux.AREA.* where they do not, after the system.{os}.* namespace that
-the specification's system metrics page set aside for metrics of one
-operating system.
+names the kernel's protocol counters, file handles, entropy, clock state or
+SELinux mode. Those go under system.AREA.linux.* where the conventions have
+the area (network) and under system.linux.AREA.* where they do not, after
+the system.{os}.* namespace that the specification's system metrics page set
+aside for metrics of one operating system.
 """
 
 from __future__ import annotations
@@ -406,6 +406,36 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "system.linux.file_handle.limit", Kind.UPDOWNCOUNTER, "{file_handle}",
         "Maximum open file handles (fs.file-max). At the limit, every open() fails with ENFILE.",
+        "kernel",
+    ),
+    MetricSpec(
+        "system.linux.clock.synchronized", Kind.GAUGE, "1",
+        "1 while an NTP daemon keeps the kernel's clock synchronized, else 0 (adjtimex(2) "
+        "returns TIME_ERROR while the clock is unsynchronized).",
+        "kernel",
+    ),
+    MetricSpec(
+        "system.linux.clock.offset", Kind.GAUGE, "s",
+        "Offset of the clock from the NTP reference, as last set by the NTP daemon.", "kernel",
+    ),
+    MetricSpec(
+        "system.linux.clock.max_error", Kind.GAUGE, "s",
+        "Upper bound of the clock's error (adjtimex maxerror), which grows while no NTP "
+        "daemon corrects it, up to 16 s.",
+        "kernel",
+    ),
+    MetricSpec(
+        "system.linux.clock.estimated_error", Kind.GAUGE, "s",
+        "Estimated error of the clock (adjtimex esterror).", "kernel",
+    ),
+    MetricSpec(
+        "system.linux.selinux.enabled", Kind.GAUGE, "1",
+        "1 while SELinux is enabled (selinuxfs at /sys/fs/selinux), else 0.", "kernel",
+    ),
+    MetricSpec(
+        "system.linux.selinux.enforcing", Kind.GAUGE, "1",
+        "1 while SELinux enforces its policy, 0 in permissive mode. Absent while SELinux is "
+        "disabled.",
         "kernel",
     ),
     MetricSpec(

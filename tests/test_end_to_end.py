@@ -31,9 +31,12 @@ def test_exported_metrics_match_catalogue(tmp_path: Path) -> None:
     enabled = config.enabled_metrics(config.resolve({}, {}))
     # Swap metrics are empty on a host without swap, the conntrack metrics absent
     # while nf_conntrack is not loaded, a pressure metric absent without its
-    # /proc/pressure file, link speed absent where no driver reports one and the
-    # ARP count absent with an empty ARP table. Every other default metric arrives.
+    # /proc/pressure file, link speed absent where no driver reports one, the
+    # ARP count absent with an empty ARP table and the SELinux mode absent while
+    # SELinux is disabled. Every other default metric arrives.
     may_be_absent = {"system.paging.usage", "system.paging.utilization"}
+    if not Path("/sys/fs/selinux/enforce").exists():
+        may_be_absent.add("system.linux.selinux.enforcing")
     if all(link.speed <= 0 for link in psutil.net_if_stats().values()):
         may_be_absent.add("system.network.linux.interface.speed")
     if len(Path("/proc/net/arp").read_text().splitlines()) < 2:

@@ -621,7 +621,7 @@ def test_container_exports_host_interfaces(running_agent: RunningAgent) -> None:
 
 
 def test_container_exports_host_kernel_counters(running_agent: RunningAgent) -> None:
-    """The non-root agent reads the host's protocol counters and file handle limit.
+    """The non-root agent reads the host's protocol counters, file handle limit and clock.
 
     A container in a network namespace of its own would count a few segments of
     its own, never as many as the host had received before this test began.
@@ -640,10 +640,12 @@ def test_container_exports_host_kernel_counters(running_agent: RunningAgent) -> 
     assert running_agent.receiver.wait_for_points(
         host_sized, timeout=30, description="the host's TCP segment count"
     )
-    limits = [p.value for p in running_agent.receiver.points()
-              if p.name == "system.linux.file_handle.limit"]
+    points = running_agent.receiver.points()
+    limits = [p.value for p in points if p.name == "system.linux.file_handle.limit"]
     assert limits
     assert set(limits) == {int(Path("/proc/sys/fs/file-max").read_text())}
+    # adjtimex through ctypes works in the bundled runtime, with the image's C library.
+    assert [p for p in points if p.name == "system.linux.clock.max_error"]
 
 
 def test_container_exports_host_disk_sizes(running_agent: RunningAgent) -> None:

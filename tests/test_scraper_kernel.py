@@ -1,11 +1,16 @@
-"""Kernel scraper: file handles and entropy on this host, and missing or broken files."""
+"""Kernel scraper: file handles, entropy and the clock on this host, and faults."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from agent_process import free_port
 from scraper_context import make_scraper, value
 
 from otel_collector.scrapers import kernel
@@ -65,7 +70,9 @@ def test_broken_file_costs_only_its_metrics(tmp_path: Path) -> None:
 
     reading = scraper.scrape()
 
-    assert set(reading) == {"system.linux.entropy.available"}
+    assert "system.linux.file_handle.count" not in reading
+    assert "system.linux.file_handle.limit" not in reading
+    assert value(reading, "system.linux.entropy.available") == 256
     assert scraper.context.errors.errors_by_scraper() == {"kernel": 1}
 
 
@@ -73,6 +80,12 @@ DISABLED = (
     "system.linux.file_handle.count",
     "system.linux.file_handle.limit",
     "system.linux.entropy.available",
+    "system.linux.clock.synchronized",
+    "system.linux.clock.offset",
+    "system.linux.clock.max_error",
+    "system.linux.clock.estimated_error",
+    "system.linux.selinux.enabled",
+    "system.linux.selinux.enforcing",
 )
 
 
@@ -87,3 +100,117 @@ def test_disabled_metrics_read_nothing(tmp_path: Path) -> None:
 
     assert scraper.scrape() == {}
     assert scraper.context.errors.errors_by_scraper() == {}
+
+
+def test_clock_state_units() -> None:
+    timex = kernel._Timex(offset=-2500, maxerror=16_000_000, esterror=1500, status=0x1)
+
+    state = kernel.clock_state(0, timex)
+
+    assert state == kernel.ClockState(
+        synchronized=True, offset_s=-0.0025, max_error_s=16.0, estimated_error_s=0.0015
+    )
+
+
+def test_clock_state_nanoseconds_and_unsynchronized() -> None:
+    # STA_NANO (0x2000) makes offset count nanoseconds; STA_UNSYNC (0x40) comes with TIME_ERROR.
+    timex = kernel._Timex(offset=1_500_000, maxerror=0, esterror=0, status=0x2000 | 0x40)
+
+    state = kernel.clock_state(5, timex)
+
+    assert state.offset_s == 0.0015
+    assert not state.synchronized
+
+
+@pytest.fixture
+def node_exporter_timex() -> Iterator[Callable[[], dict[str, float]]]:
+    """Start node_exporter with only its timex collector on a loopback port."""
+    binary = shutil.which("prometheus-node-exporter")
+    if binary is None:
+        pytest.skip("prometheus-node-exporter is not installed: run scripts/install-test-tools")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+         "--collector.timex"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def scrape() -> dict[str, float]:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+                    text = reply.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "node_exporter did not answer"
+                time.sleep(0.05)
+        return {
+            name: float(number)
+            for name, number in (
+                line.split() for line in text.splitlines() if line.startswith("node_timex_")
+            )
+        }
+
+    yield scrape
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_clock_matches_node_exporter(node_exporter_timex: Callable[[], dict[str, float]]) -> None:
+    """node_exporter reads adjtimex(2) on its own, in Go: both see the same kernel state."""
+    peer = node_exporter_timex()
+    reading = make_scraper("kernel").scrape()
+
+    assert value(reading, "system.linux.clock.synchronized") == peer["node_timex_sync_status"]
+    # maxerror grows by 500 µs a second while unsynchronized, so allow a few seconds apart.
+    assert value(reading, "system.linux.clock.max_error") == pytest.approx(
+        peer["node_timex_maxerror_seconds"], abs=0.005
+    )
+    assert value(reading, "system.linux.clock.offset") == pytest.approx(
+        peer["node_timex_offset_seconds"], abs=0.001
+    )
+
+
+class FailingLibc:
+    """Stands in for the C library to inject a failed adjtimex, which a real host does not give."""
+
+    def adjtimex(self, _timex: object) -> int:
+        return -1
+
+
+def test_failed_adjtimex_costs_only_the_clock() -> None:
+    scraper = make_scraper("kernel")
+    scraper._libc = FailingLibc()  # type: ignore[attr-defined]
+
+    reading = scraper.scrape()
+
+    assert not set(kernel.CLOCK_METRICS) & set(reading)
+    assert "system.linux.file_handle.count" in reading
+    assert scraper.context.errors.errors_by_scraper() == {"kernel": 1}
+
+
+def test_selinux_matches_the_host() -> None:
+    enforce = Path("/sys/fs/selinux/enforce")
+
+    reading = make_scraper("kernel").scrape()
+
+    assert value(reading, "system.linux.selinux.enabled") == int(enforce.exists())
+    if enforce.exists():
+        assert value(reading, "system.linux.selinux.enforcing") == int(enforce.read_text())
+    else:
+        assert "system.linux.selinux.enforcing" not in reading
+
+
+@pytest.mark.parametrize(("enforce", "enforcing"), [("1", 1), ("0", 0)])
+def test_selinux_modes_in_a_host_root(tmp_path: Path, enforce: str, enforcing: int) -> None:
+    # A host root made by the test: this host's SELinux mode cannot be changed by a test.
+    (tmp_path / "proc").mkdir()
+    selinuxfs = tmp_path / "sys" / "fs" / "selinux"
+    selinuxfs.mkdir(parents=True)
+    (selinuxfs / "enforce").write_text(enforce)
+
+    reading = make_scraper("kernel", root=str(tmp_path)).scrape()
+
+    assert value(reading, "system.linux.selinux.enabled") == 1
+    assert value(reading, "system.linux.selinux.enforcing") == enforcing
