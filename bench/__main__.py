@@ -103,7 +103,9 @@ def _run_cycles(results: Results, log_dir: Path) -> None:
             results.unmatched_collectors,
             results.empty_collectors,
             results.resource_collectors,
-        ) = families.unmatched_collectors(scrape_text, windows[runs.AGENT].resource_keys)
+        ) = families.unmatched_collectors(
+            scrape_text, windows[runs.AGENT].resource_keys, windows[runs.AGENT].clock_skew_s
+        )
     for index in range(plan.gzip_repetitions):
         _progress(f"figure 7: gzip repetition {index + 1} of {plan.gzip_repetitions}")
         windows, _ = runs.run_cycles(

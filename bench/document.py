@@ -139,9 +139,10 @@ def _notes(results: Results) -> list[str]:
         )
     if results.resource_collectors:
         lines.append(
-            "- node_exporter default collectors whose data the agent sends as resource "
-            "attributes of every export request (`bench/families.py` lists the keys), so "
-            "they count as matched: " + ", ".join(results.resource_collectors) + "."
+            "- node_exporter default collectors whose data every export request of the agent "
+            "carries, as resource attributes or, for time, as the timestamps of the data "
+            "points (`bench/families.py` lists the keys and the largest clock gap), so they "
+            "count as matched: " + ", ".join(results.resource_collectors) + "."
         )
     if results.empty_collectors:
         lines.append(

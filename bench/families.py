@@ -139,6 +139,15 @@ RESOURCE_COUNTERPARTS: dict[str, tuple[str, ...]] = {
 }
 
 
+# node_exporter's time collector exports the host's clock (node_time_seconds),
+# which OpenTelemetry carries as the timestamp of every data point instead.
+# It counts as matched when the agent's timestamps were at most this many
+# seconds from the benchmark's clock on arrival: the same host's clock, read
+# at collection.
+TIMESTAMP_COUNTERPART = "time"
+MAX_CLOCK_SKEW_S = 5.0
+
+
 def covered(names: Iterable[str], column: str) -> list[str]:
     """Return the areas that `names` cover, for a column of the table (agent, node_exporter...)."""
     exported = set(names)
@@ -162,13 +171,17 @@ def _in_resource(collector: str, resource_keys: frozenset[str]) -> bool:
 
 
 def unmatched_collectors(
-    scrape_text: str, resource_keys: frozenset[str] = frozenset()
+    scrape_text: str,
+    resource_keys: frozenset[str] = frozenset(),
+    clock_skew_s: float | None = None,
 ) -> tuple[list[str], list[str], list[str]]:
     """Return node_exporter's collectors that succeeded but have no agent scraper to match.
 
     The first list has those that exported samples, the second those that
-    exported none on this host, and the third those whose data the agent's
-    resource (`resource_keys`) carries.
+    exported none on this host, and the third those whose data every export
+    request of the agent carries: in its resource (`resource_keys`), or, for
+    time, in data point timestamps at most MAX_CLOCK_SKEW_S from the
+    benchmark's clock (`clock_skew_s`, the largest gap seen).
     """
     succeeded = set(_COLLECTOR_SUCCESS.findall(scrape_text))
     unmatched = sorted(succeeded - set(NODE_EXPORTER_MATCHED_COLLECTORS))
@@ -176,5 +189,11 @@ def unmatched_collectors(
     with_samples = [name for name in unmatched if _exported_samples(name, names)]
     empty = [name for name in unmatched if name not in with_samples]
     in_resource = [name for name in with_samples if _in_resource(name, resource_keys)]
+    if (
+        TIMESTAMP_COUNTERPART in with_samples
+        and clock_skew_s is not None
+        and clock_skew_s <= MAX_CLOCK_SKEW_S
+    ):
+        in_resource.append(TIMESTAMP_COUNTERPART)
     exporting = [name for name in with_samples if name not in in_resource]
     return exporting, empty, in_resource

@@ -33,10 +33,11 @@ NODE_EXPORTER = "prometheus-node-exporter"
 # interfaces and their link state, protocol counters, sockets, the softnet
 # backlog, UDP queues, the ARP table, the connection tracking table, pressure
 # stall information, load, process states and forks (stat, processes), file
-# handles and entropy. Used for the like-for-like row next to node_exporter's
-# defaults. Some of these export more than the agent: conntrack's 8 counters
-# of /proc/net/stat/nf_conntrack, netstat's IP, ICMP and other TCP counters,
-# netclass's other interface attributes, softnet's per-CPU values.
+# handles, entropy, the clock's NTP state (timex) and SELinux. Used for the
+# like-for-like row next to node_exporter's defaults. Some of these export more
+# than the agent: conntrack's 8 counters of /proc/net/stat/nf_conntrack,
+# netstat's IP, ICMP and other TCP counters, netclass's other interface
+# attributes, softnet's per-CPU values, timex's PPS and loop counters.
 NODE_EXPORTER_MATCHED_COLLECTORS = (
     "cpu",
     "cpufreq",
@@ -58,6 +59,8 @@ NODE_EXPORTER_MATCHED_COLLECTORS = (
     "processes",
     "filefd",
     "entropy",
+    "timex",
+    "selinux",
 )
 
 # The first cycles of a push peer: their requests are compressed for the gzip
@@ -107,6 +110,7 @@ class Peer:
         self.cycles: list[Cycle] = []
         self.metric_names: set[str] = set()
         self.resource_keys: set[str] = set()
+        self.clock_skews: list[float] = []
         self.started_at = 0.0
         self.pid = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -222,6 +226,8 @@ class PushPeer(Peer):
             gzip_bytes = len(gzip.compress(export.request.SerializeToString()))
             self.metric_names |= export.metric_names
             self.resource_keys |= export.resource_keys
+            if export.clock_skew_s is not None:
+                self.clock_skews.append(export.clock_skew_s)
         self._record(
             export.data_points, export.serialized_bytes, self.proxy.sent_by_client, gzip_bytes
         )

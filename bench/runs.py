@@ -47,6 +47,8 @@ class Window:
     gzip_bytes: float | None  # median gzip of the serialized request, push peers only
     metric_names: frozenset[str]
     resource_keys: frozenset[str] = frozenset()  # push peers only
+    # Largest gap between a data point's timestamp and its arrival; push peers only.
+    clock_skew_s: float | None = None
 
 
 def window(peer: Peer, first: int, last: int) -> Window:
@@ -64,6 +66,7 @@ def window(peer: Peer, first: int, last: int) -> Window:
         gzip_bytes=statistics.median(gzip_sizes) if gzip_sizes else None,
         metric_names=frozenset(peer.metric_names),
         resource_keys=frozenset(peer.resource_keys),
+        clock_skew_s=max(peer.clock_skews, default=None),
     )
 
 

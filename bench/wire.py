@@ -138,12 +138,16 @@ class ExportSummary:
     metric_names: frozenset[str]
     resource_keys: frozenset[str]  # attribute keys of the requests' resources
     request: Any  # the ExportMetricsServiceRequest, for the gzip cross-check
+    # Seconds between the receiver's clock at arrival and the timestamp of the
+    # request's first data point; None for a request without points.
+    clock_skew_s: float | None = None
 
 
 def summarize(record: RequestRecord) -> ExportSummary:
     points = 0
     names: set[str] = set()
     keys: set[str] = set()
+    first_timestamp_ns = None
     for resource_metrics in record.request.resource_metrics:
         keys.update(attribute.key for attribute in resource_metrics.resource.attributes)
         for scope_metrics in resource_metrics.scope_metrics:
@@ -151,9 +155,15 @@ def summarize(record: RequestRecord) -> ExportSummary:
                 names.add(metric.name)
                 kind = metric.WhichOneof("data")
                 if kind is not None:
-                    points += len(getattr(metric, kind).data_points)
+                    data_points = getattr(metric, kind).data_points
+                    points += len(data_points)
+                    if first_timestamp_ns is None and data_points:
+                        first_timestamp_ns = data_points[0].time_unix_nano
+    skew = None
+    if first_timestamp_ns is not None:
+        skew = abs(record.received_at - first_timestamp_ns / 1e9)
     return ExportSummary(
-        points, record.size_bytes, frozenset(names), frozenset(keys), record.request
+        points, record.size_bytes, frozenset(names), frozenset(keys), record.request, skew
     )
 
 

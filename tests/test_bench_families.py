@@ -9,12 +9,12 @@ SCRAPE = """\
 # TYPE node_scrape_collector_success gauge
 node_scrape_collector_success{collector="cpu"} 1
 node_scrape_collector_success{collector="btrfs"} 1
-node_scrape_collector_success{collector="timex"} 1
+node_scrape_collector_success{collector="zfs"} 1
 node_scrape_collector_success{collector="textfile"} 1
 node_scrape_collector_success{collector="bonding"} 0
 node_scrape_collector_success{collector="made_up"} 1
 node_cpu_seconds_total{cpu="0",mode="idle"} 12.5
-node_timex_sync_status 1
+node_zfs_abd_linear_cnt 0
 node_textfile_scrape_error 0
 """
 
@@ -23,7 +23,7 @@ def test_collectors_split_by_samples() -> None:
     exporting, empty, in_resource = families.unmatched_collectors(SCRAPE)
 
     # cpu has an agent scraper, and bonding failed: neither is listed.
-    assert exporting == ["made_up", "timex"]  # made_up has no prefix, so it counts
+    assert exporting == ["made_up", "zfs"]  # made_up has no prefix, so it counts
     assert empty == ["btrfs", "textfile"]  # textfile exported only its own scrape status
     assert in_resource == []
 
@@ -53,3 +53,24 @@ def test_info_collectors_count_without_resource() -> None:
 
     assert exporting == ["os", "uname"]
     assert in_resource == []
+
+
+TIME_SCRAPE = """\
+node_scrape_collector_success{collector="time"} 1
+node_time_seconds 1.7964704e+09
+"""
+
+
+def test_time_matched_by_timestamps_from_the_host_clock() -> None:
+    exporting, _, in_resource = families.unmatched_collectors(TIME_SCRAPE, clock_skew_s=0.02)
+
+    assert exporting == []
+    assert in_resource == ["time"]
+
+
+def test_time_unmatched_by_skewed_or_missing_timestamps() -> None:
+    for skew in (None, families.MAX_CLOCK_SKEW_S + 1):
+        exporting, _, in_resource = families.unmatched_collectors(TIME_SCRAPE, clock_skew_s=skew)
+
+        assert exporting == ["time"], skew
+        assert in_resource == [], skew
