@@ -84,7 +84,9 @@ def _method(results: Results) -> list[str]:
         "matching agent scraper are listed in the notes. Of those, the ones that exported "
         "samples (by the metric name prefixes in `bench/families.py`) count against the "
         "target. One that exported nothing adds no family, and one whose data the agent's "
-        "resource attributes carry counts as matched.",
+        "resource attributes carry counts as matched. So does time, whose clock reading "
+        "every OTLP data point carries as its timestamp, when the agent's timestamps were at "
+        f"most {families.MAX_CLOCK_SKEW_S:g} s from the benchmark's clock on arrival.",
         f"- Figure 2: interval {plan.memory_interval_ms} ms for every process, one run of "
         f"{plan.memory_last} cycles in each of {plan.memory_repetitions} repetition(s). RSS "
         f"after {plan.memory_first} cycles is the median VmRSS over cycles {plan.memory_first} to "
