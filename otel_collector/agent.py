@@ -13,7 +13,7 @@ import structlog
 
 from otel_collector import __version__, scrapers
 from otel_collector.collection import Collection
-from otel_collector.config import Config, enabled_metrics
+from otel_collector.config import Config, enabled_metrics, metrics_without_scraper
 from otel_collector.health import HealthBindError, HealthServer
 from otel_collector.hostfs import HostRoot
 from otel_collector.scrapers.agent import AgentScraper
@@ -86,6 +86,14 @@ class Agent:
         self.provider, count = pipeline.start(
             self.config, self.host, self.collection, self.enabled, self._on_export
         )
+        idle = metrics_without_scraper(self.config)
+        if idle:
+            _log.warning(
+                "metrics_without_scraper",
+                metrics=sorted(idle),
+                scrapers=sorted(set(idle.values())),
+                hint="add the scrapers to HOST_AGENT_SCRAPERS to export these metrics",
+            )
         _log.info(
             "agent_started",
             version=__version__,

@@ -224,13 +224,21 @@ def _host_root(text: str) -> str:
     return text
 
 
+class _InvalidItemError(ValueError):
+    """A list setting with one invalid item. Its message names the item and ends the error."""
+
+
 def _scrapers(text: str) -> tuple[str, ...]:
     names = _names(text)
+    if not names:
+        raise _InvalidItemError("the list is empty")
+    seen: set[str] = set()
     for name in names:
         if name not in SCRAPERS:
-            raise ValueError
-    if len(set(names)) != len(names):
-        raise ValueError
+            raise _InvalidItemError(f"unknown scraper {name!r}")
+        if name in seen:
+            raise _InvalidItemError(f"{name!r} is listed twice")
+        seen.add(name)
     return names
 
 
@@ -297,7 +305,7 @@ SETTINGS: tuple[Setting, ...] = (
             "an absolute path to a directory that contains proc/",
             "Where the host's / is mounted when the agent runs in a container."),
     Setting("scrapers", ("HOST_AGENT_SCRAPERS",), "--scrapers", ",".join(DEFAULT_SCRAPERS),
-            _scrapers, f"distinct names among {', '.join(SCRAPERS)}",
+            _scrapers, f"one or more distinct names among {', '.join(SCRAPERS)}",
             "Scrapers to run, separated by commas; add process for per-process metrics."),
     Setting("metrics_enable", ("HOST_AGENT_METRICS_ENABLE",), "--metrics-enable", "", _names,
             "metric names from the catalogue, separated by commas",
@@ -462,7 +470,7 @@ def resolve(flags: Mapping[str, str], environ: Mapping[str, str]) -> Config:
         try:
             value = setting.parse(source.value)
         except (ValueError, re.error) as error:
-            detail = f" ({error})" if isinstance(error, re.error) else ""
+            detail = f" ({error})" if isinstance(error, (re.error, _InvalidItemError)) else ""
             raise ConfigError(
                 f"invalid {source.name}={_describe(source, setting.secret)}: "
                 f"expected {setting.accepted}{detail}"
@@ -491,6 +499,20 @@ def _check_combinations(values: dict[str, Any], sources: dict[str, Source]) -> N
             "invalid mutual TLS settings: OTEL_EXPORTER_OTLP_CLIENT_KEY and "
             "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE must be set together"
         )
+
+
+def metrics_without_scraper(config: Config) -> dict[str, str]:
+    """Return the metrics that HOST_AGENT_METRICS_ENABLE lists but no listed scraper reads.
+
+    The values are the scrapers that would read them.
+    """
+    from otel_collector import catalogue
+
+    return {
+        name: catalogue.BY_NAME[name].scraper
+        for name in config.metrics_enable
+        if catalogue.BY_NAME[name].scraper not in (*config.scrapers, "agent")
+    }
 
 
 def enabled_metrics(config: Config) -> frozenset[str]:

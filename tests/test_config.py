@@ -133,6 +133,32 @@ def test_every_setting_has_invalid_case() -> None:
         assert covered & set(setting.env), f"no invalid case for {setting.field}"
 
 
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        ("cpu,netstats", "(unknown scraper 'netstats')"),
+        ("cpu,memory,cpu", "('cpu' is listed twice)"),
+        ("", "(the list is empty)"),
+        (" , ", "(the list is empty)"),
+    ],
+)
+def test_scraper_list_error_names_the_item(raw: str, detail: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.resolve({}, {"HOST_AGENT_SCRAPERS": raw})
+
+    assert str(caught.value).endswith(detail)
+
+
+def test_metrics_without_scraper_names_the_scraper() -> None:
+    resolved = config.resolve(
+        {},
+        {"HOST_AGENT_METRICS_ENABLE": "process.cpu.utilization,system.cpu.utilization,"
+         "otel_host_agent.scraper.errors"},
+    )
+
+    assert config.metrics_without_scraper(resolved) == {"process.cpu.utilization": "process"}
+
+
 def test_flag_wins_over_environment() -> None:
     resolved = config.resolve({"export_interval_ms": "1000"}, {"OTEL_METRIC_EXPORT_INTERVAL": "9000"})
     assert resolved.export_interval_ms == 1000

@@ -219,3 +219,18 @@ def test_rotel_receives_agent_metrics(tmp_path: Path) -> None:
         names = rotel.metric_names()
     assert {"system.cpu.time", "system.memory.usage", "system.filesystem.usage",
             "system.network.io", "system.uptime"} <= names
+
+
+def test_enabled_metric_without_its_scraper_warns(tmp_path: Path) -> None:
+    """A metric turned on whose scraper is not listed exports nothing, so the agent logs a warning."""
+    env = {"HOST_AGENT_METRICS_ENABLE": "process.cpu.utilization"}
+    with OtlpReceiver() as receiver, AgentProcess(
+        tmp_path, endpoint=receiver.endpoint, env=env
+    ) as agent:
+        agent.wait_for_event("agent_started")
+        [warning] = agent.events("metrics_without_scraper")
+        agent.stop()
+
+    assert warning["metrics"] == ["process.cpu.utilization"]
+    assert warning["scrapers"] == ["process"]
+    assert "HOST_AGENT_SCRAPERS" in warning["hint"]
