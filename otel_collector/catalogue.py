@@ -8,9 +8,10 @@ tracking table and pressure stall information are not in the conventions;
 their names and units follow the Collector's hostmetrics receiver. Neither
 names the kernel's protocol counters, file handles, entropy, clock state or
 SELinux mode. Those go under system.AREA.linux.* where the conventions have
-the area (network) and under system.linux.AREA.* where they do not, after
-the system.{os}.* namespace that the specification's system metrics page set
-aside for metrics of one operating system.
+the area (network) and under system.linux.AREA.* where they do not: the
+conventions' design notes for system metrics put the operating system's name
+in a sub-namespace, never the root (docs/non-normative/groups/system/
+design-philosophy.md, "Operating System in names").
 """
 
 from __future__ import annotations
@@ -340,7 +341,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "system.network.linux.socket.memory", Kind.UPDOWNCOUNTER, "By",
         "Memory of TCP and UDP socket buffers, which net.ipv4.tcp_mem and udp_mem limit "
-        "(sockstat mem, in pages).",
+        "(sockstat mem, which the kernel counts in pages).",
         "netstat", (TRANSPORT,),
     ),
     MetricSpec(
@@ -405,7 +406,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.linux.file_handle.limit", Kind.UPDOWNCOUNTER, "{file_handle}",
-        "Maximum open file handles (fs.file-max). At the limit, every open() fails with ENFILE.",
+        "Maximum open file handles (fs.file-max). At the limit, open(), socket(), pipe() and "
+        "accept() fail with ENFILE in processes without CAP_SYS_ADMIN.",
         "kernel",
     ),
     MetricSpec(
@@ -426,7 +428,8 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.linux.clock.estimated_error", Kind.GAUGE, "s",
-        "Estimated error of the clock (adjtimex esterror).", "kernel",
+        "Estimated error of the clock (adjtimex esterror), as last set by the NTP daemon.",
+        "kernel",
     ),
     MetricSpec(
         "system.linux.selinux.enabled", Kind.GAUGE, "1",
@@ -526,14 +529,15 @@ def for_scraper(scraper: str) -> Iterator[MetricSpec]:
 def markdown_table() -> str:
     """Render the catalogue as the README's metric table."""
     rows = [
-        "| Metric | Kind | Unit | Attributes | Default | Description |",
-        "|---|---|---|---|---|---|",
+        "| Metric | Scraper | Kind | Unit | Attributes | Default | Description |",
+        "|---|---|---|---|---|---|---|",
     ]
     for spec in METRICS:
         keys = [a.key for a in spec.attributes]
         keys += [f"{a.key} (opt-in)" for a in spec.opt_in_attributes]
         rows.append(
-            f"| `{spec.name}` | {spec.kind.value} | `{spec.unit}` | {', '.join(keys) or '-'} "
+            f"| `{spec.name}` | {spec.scraper} | {spec.kind.value} | `{spec.unit}` "
+            f"| {', '.join(keys) or '-'} "
             f"| {'on' if spec.enabled else 'off'} | {spec.description} |"
         )
     return "\n".join(rows) + "\n"

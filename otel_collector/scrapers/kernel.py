@@ -1,8 +1,8 @@
 """Kernel scraper: file handles, entropy, the clock's NTP state and SELinux mode.
 
 /proc/sys/fs/file-nr has three numbers: file handles allocated, allocated but
-unused (always 0 since Linux 2.6), and the limit, fs.file-max. A host that
-reaches the limit fails every open() with ENFILE.
+unused (always 0 since Linux 2.6), and the limit, fs.file-max. At the limit,
+processes without CAP_SYS_ADMIN fail to open files, sockets and pipes (ENFILE).
 /proc/sys/kernel/random/entropy_avail has the bits of entropy the kernel
 estimates it holds, which read 256 at all times since Linux 5.18, when the
 random number generator stopped blocking once seeded. The conventions have
@@ -125,6 +125,8 @@ class KernelScraper(Scraper):
         super().__init__(*args, **kwargs)
         # The C library that the interpreter is linked with.
         self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.adjtimex.argtypes = (ctypes.POINTER(_Timex),)
+        self._libc.adjtimex.restype = ctypes.c_int
 
     def _file_handles(self) -> tuple[int, int]:
         path = f"{self.host.procfs}/sys/fs/file-nr"
