@@ -264,12 +264,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "network",
     ),
     MetricSpec(
-        "system.network.linux.interface.up", Kind.GAUGE, "1",
-        "1 while the interface is up and has a carrier (IFF_UP and IFF_RUNNING), else 0.",
+        "system.network.linux.interface.up", Kind.UPDOWNCOUNTER, "1",
+        "1 while the interface is operational (IFF_RUNNING: operstate up or unknown), else 0. "
+        "lo reads 1, unlike node_exporter's node_network_up, which requires operstate up.",
         "network", (INTERFACE,),
     ),
     MetricSpec(
-        "system.network.linux.interface.speed", Kind.GAUGE, "By/s",
+        "system.network.linux.interface.speed", Kind.UPDOWNCOUNTER, "By/s",
         "Link speed that the interface's driver reports. Absent where it reports none "
         "(virtual devices, a link without carrier).",
         "network", (INTERFACE,),
@@ -294,19 +295,21 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.network.linux.tcp.opens", Kind.COUNTER, "{connection}",
-        "TCP connections opened: active by a connect() here, passive by a peer "
+        "TCP connection attempts: active when connect() sends a SYN, whether or not the "
+        "handshake completes, passive when a listener completes a handshake "
         "(Tcp ActiveOpens, PassiveOpens).",
         "netstat", (TCP_OPEN_TYPE,),
     ),
     MetricSpec(
-        "system.network.linux.tcp.listen.overflows", Kind.COUNTER, "{connection}",
-        "Handshakes completed while a listener's accept queue was full (TcpExt "
-        "ListenOverflows): the application accepts too slowly.",
+        "system.network.linux.tcp.listen.overflows", Kind.COUNTER, "{segment}",
+        "SYN and handshake-completing ACK segments that listeners dropped because the accept "
+        "queue was full, retransmissions counted again (TcpExt ListenOverflows): the "
+        "application accepts too slowly.",
         "netstat",
     ),
     MetricSpec(
-        "system.network.linux.tcp.listen.drops", Kind.COUNTER, "{connection}",
-        "Connection requests that listeners dropped for any reason, overflows included "
+        "system.network.linux.tcp.listen.drops", Kind.COUNTER, "{segment}",
+        "Segments that listeners dropped for any reason, overflows included "
         "(TcpExt ListenDrops).",
         "netstat",
     ),
@@ -317,15 +320,17 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.network.linux.udp.datagrams", Kind.COUNTER, "{datagram}",
-        "UDP datagrams delivered to sockets and sent, IPv4 and IPv6 (Udp and Udp6 "
-        "InDatagrams, OutDatagrams).",
+        "UDP datagrams read by applications and sent, IPv4 and IPv6 (Udp and Udp6 "
+        "InDatagrams, OutDatagrams). A datagram counts as received when recvmsg() returns it, "
+        "so those still queued are not counted.",
         "netstat", (NETWORK_DIRECTION,),
     ),
     MetricSpec(
         "system.network.linux.udp.errors", Kind.COUNTER, "{datagram}",
         "UDP datagrams lost, IPv4 and IPv6, by disjoint cause: no socket on the port "
         "(NoPorts), a full receive buffer (RcvbufErrors), other receive errors such as "
-        "checksums (InErrors less RcvbufErrors), a full send buffer (SndbufErrors).",
+        "checksums (InErrors less RcvbufErrors), a send that failed for lack of send buffer "
+        "or kernel memory (SndbufErrors).",
         "netstat", (UDP_ERROR_TYPE,),
     ),
     MetricSpec(
@@ -340,8 +345,9 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.network.linux.socket.memory", Kind.UPDOWNCOUNTER, "By",
-        "Memory of TCP and UDP socket buffers, which net.ipv4.tcp_mem and udp_mem limit "
-        "(sockstat mem, which the kernel counts in pages).",
+        "Memory of TCP and UDP socket buffers of the whole host, which net.ipv4.tcp_mem and "
+        "udp_mem limit (sockstat mem, which the kernel counts in pages). Coarse: the kernel "
+        "keeps up to net.core.mem_pcpu_rsv pages a CPU out of the count.",
         "netstat", (TRANSPORT,),
     ),
     MetricSpec(
@@ -412,13 +418,16 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.linux.clock.synchronized", Kind.GAUGE, "1",
-        "1 while an NTP daemon keeps the kernel's clock synchronized, else 0 (adjtimex(2) "
-        "returns TIME_ERROR while the clock is unsynchronized).",
+        "0 while adjtimex(2) returns TIME_ERROR (STA_UNSYNC or a clock fault), else 1, as "
+        "node_exporter's node_timex_sync_status. chrony clears STA_UNSYNC only with its "
+        "rtcsync directive, so a host that chrony keeps in sync can read 0.",
         "kernel",
     ),
     MetricSpec(
         "system.linux.clock.offset", Kind.GAUGE, "s",
-        "Offset of the clock from the NTP reference, as last set by the NTP daemon.", "kernel",
+        "Offset that the kernel's phase-locked loop still has to correct, which it slews toward "
+        "0 each second. It stays 0 under chrony, which steers the frequency instead.",
+        "kernel",
     ),
     MetricSpec(
         "system.linux.clock.max_error", Kind.GAUGE, "s",

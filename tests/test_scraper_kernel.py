@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import shutil
 import subprocess
 import time
@@ -120,6 +121,23 @@ def test_clock_state_nanoseconds_and_unsynchronized() -> None:
 
     assert state.offset_s == 0.0015
     assert not state.synchronized
+
+
+def test_timex_layout_matches_the_kernel() -> None:
+    """Fields at the wrong offset would not read the two constants the kernel always fills in.
+
+    On an unsynchronized host, maxerror and esterror are equal and offset and
+    freq are 0, so those cannot tell neighbouring fields apart.
+    """
+    timex = kernel._Timex()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    assert libc.adjtimex(ctypes.byref(timex)) >= 0
+    # glibc's struct timex on 64-bit Linux; kernel/time/ntp.c sets precision to 1 µs
+    # and tolerance to MAXFREQ (500 ppm) in the kernel's 16-bit fixed point.
+    assert ctypes.sizeof(kernel._Timex) == 208
+    assert timex.precision == 1
+    assert timex.tolerance == 500 << 16
 
 
 @pytest.fixture

@@ -63,6 +63,10 @@ def test_link_state_matches_sysfs() -> None:
         # IFF_UP, bit 0 of flags, is off on an interface that is set down.
         if int(Path(f"/sys/class/net/{interface}/flags").read_text(), 16) & 0x1 == 0:
             assert value(reading, up, **named) == 0
+        # Set up but without a carrier (docker0 with no container) is not operational.
+        operstate = Path(f"/sys/class/net/{interface}/operstate").read_text().strip()
+        if operstate in ("down", "lowerlayerdown", "dormant", "notpresent"):
+            assert value(reading, up, **named) == 0
 
 
 def test_interface_exclude() -> None:

@@ -1,7 +1,9 @@
 """Kernel scraper: file handles, entropy, the clock's NTP state and SELinux mode.
 
 /proc/sys/fs/file-nr has three numbers: file handles allocated, allocated but
-unused (always 0 since Linux 2.6), and the limit, fs.file-max. At the limit,
+unused (always 0 since Linux 2.6), and the limit, fs.file-max. The first
+number comes from a per-CPU counter read without summing, so it is an
+estimate that can lag by a few handles a CPU. At the limit,
 processes without CAP_SYS_ADMIN fail to open files, sockets and pipes (ENFILE).
 /proc/sys/kernel/random/entropy_avail has the bits of entropy the kernel
 estimates it holds, which read 256 at all times since Linux 5.18, when the
@@ -86,7 +88,12 @@ class ClockState:
 
 
 def clock_state(state: int, timex: _Timex) -> ClockState:
-    """Convert what adjtimex returned, and the struct it filled, to seconds."""
+    """Convert what adjtimex returned, and the struct it filled, to seconds.
+
+    NOTE: kernels without the fix "ntp: Remove invalid cast in time offset
+    math" (December 2024) return a negative offset in microsecond mode cast
+    to 32 bits unsigned, about +4.29 s. The value is passed on as read.
+    """
     offset_unit = _NANOSECONDS_PER_SECOND if timex.status & _STA_NANO else _MICROSECONDS_PER_SECOND
     return ClockState(
         synchronized=state != _TIME_ERROR,

@@ -10,10 +10,16 @@ packet backlog from /proc/net/softnet_stat, the UDP send and receive queues of e
 from /proc/net/udp and udp6, and the ARP table from /proc/net/arp.
 
 The conventions have no names for these, so the metrics are
-system.network.linux.*. Each file belongs to the network namespace of the
-reader: the values are the host's only when the agent runs in the host's
-network namespace. A kernel without IPv6 has no snmp6 and udp6, and the
-UDP metrics then count IPv4 alone.
+system.network.linux.*. The protocol counters, the socket counts, the UDP
+queues and the ARP table belong to the network namespace of the reader, so
+they are the host's only when the agent runs in the host's network
+namespace. softnet_stat and the socket memory and orphans of sockstat are
+the whole host's. A kernel without IPv6 has no snmp6 and udp6, and the UDP
+metrics then count IPv4 alone.
+
+NOTE: softnet_stat prints each CPU's counters in 32 bits and lists online
+CPUs only, so a sum can fall when a column wraps or a CPU goes offline, which
+a backend reads as a counter reset.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 from otel_collector.scrapers.base import Point, Reading, Scraper, read_proc_file
 
@@ -117,12 +123,15 @@ def tcp_points(mib: Mib) -> Reading:
     return reading
 
 
-def udp_points(versions: Sequence[Mapping[str, int]]) -> Reading:
+def udp_points(versions: Sequence[Mapping[str, int]], receive_other_floor: int = 0) -> Reading:
     """Shape the UDP counters of each IP version, named as in /proc/net/snmp, into points.
 
     The versions are added up. The errors split into disjoint types, so that
     their sum is every error: InErrors counts the receive buffer errors and
-    also checksum and memory errors, which go under receive_other.
+    also checksum and memory errors, which go under receive_other. That
+    difference never falls below `receive_other_floor`, the value sent before:
+    the kernel raises RcvbufErrors before InErrors, and the file shows
+    InErrors first, so a reading during drops can see it fall by a few.
     """
     total: Counter[str] = Counter()
     for udp in versions:
@@ -134,7 +143,7 @@ def udp_points(versions: Sequence[Mapping[str, int]]) -> Reading:
     by_type = {
         "no_port": total["NoPorts"],
         "receive_buffer": total["RcvbufErrors"],
-        "receive_other": max(0, total["InErrors"] - total["RcvbufErrors"]),
+        "receive_other": max(receive_other_floor, total["InErrors"] - total["RcvbufErrors"]),
         "send_buffer": total["SndbufErrors"],
     }
     errors = [Point(count, {"error.type": error_type}) for error_type, count in by_type.items()]
@@ -208,6 +217,10 @@ def arp_entries(table: bytes) -> Counter[str]:
 class NetstatScraper(Scraper):
     name = "netstat"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._receive_other = 0
+
     def _wants_any(self, metrics: Iterable[str]) -> bool:
         return any(self.wants(metric) for metric in metrics)
 
@@ -232,7 +245,11 @@ class NetstatScraper(Scraper):
         snmp6 = self._optional("snmp6")
         if snmp6 is not None:
             versions.append(parse_snmp6(snmp6, "Udp6"))
-        return udp_points(versions)
+        reading = udp_points(versions, self._receive_other)
+        for point in reading[UDP_METRICS[1]]:
+            if point.attributes["error.type"] == "receive_other":
+                self._receive_other = int(point.value)
+        return reading
 
     def _udp_queues(self) -> list[Point]:
         transmit = receive = 0
