@@ -1,11 +1,11 @@
 """Network scraper: per-interface counters and link state, sockets, connection tracking.
 
-Interface counters, link state and speed come from psutil. By default
-the TCP connection count is one total from /proc/net/sockstat and sockstat6:
-the kernel's counts of sockets in use for IPv4 and IPv6 plus those in
-TIME_WAIT, so every state
-but the server side of handshakes in progress (see tcp_total). The UDP
-count, from the same files, is the number of bound UDP sockets.
+Interface counters, link state and speed come from psutil. By default the
+TCP connection count is one total from /proc/net/sockstat and sockstat6: the
+kernel's counts of sockets in use for IPv4 and IPv6 plus those in TIME_WAIT,
+so every state but the server side of handshakes in progress (see
+tcp_total). The UDP count, from the same files, is the number of bound UDP
+sockets.
 With HOST_AGENT_CONNECTION_STATES the TCP count is split by state, through one
 sock_diag netlink dump (see sock_diag.py), or from /proc/net/tcp and
 /proc/net/tcp6 where netlink sockets are not allowed. Every source sees the
@@ -155,9 +155,10 @@ _BYTES_PER_SECOND_PER_MBPS = 125_000
 def link_points(stats: Mapping[str, Any], admit: NameFilter) -> Reading:
     """Shape psutil.net_if_stats() into the state and speed of each admitted interface.
 
-    up is 1 while the interface is administratively up and has a carrier
-    (IFF_UP and IFF_RUNNING), so lo counts as up. speed is left out where the
-    driver reports none (0 from psutil: virtual devices, a link without carrier).
+    up is psutil's isup: 1 while the interface is operational (IFF_RUNNING,
+    which the kernel sets for operstate up or unknown), so lo counts as up.
+    speed is left out where the driver reports none (0 from psutil: virtual
+    devices, a link without carrier).
     """
     reading: Reading = {name: [] for name in LINK_METRICS}
     for interface, link in stats.items():
