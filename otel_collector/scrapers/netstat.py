@@ -6,8 +6,9 @@ protocol) and /proc/net/snmp6 (one "name value" per line). The TCP counters
 cover IPv4 and IPv6 together. UDP has one set per IP version, and the
 scraper adds them up, as it does with the queues of udp and udp6. Further
 sources: socket counts and memory from /proc/net/sockstat, the per-CPU
-packet backlog from /proc/net/softnet_stat, the UDP send and receive queues of every socket
-from /proc/net/udp and udp6, and the ARP table from /proc/net/arp.
+packet backlog from /proc/net/softnet_stat, the UDP send and receive queues
+of every socket from /proc/net/udp and udp6, and the ARP table from
+/proc/net/arp.
 
 The conventions have no names for these, so the metrics are
 system.network.linux.*. The protocol counters, the socket counts, the UDP
