@@ -141,10 +141,10 @@ def _notes(results: Results) -> list[str]:
         )
     if results.resource_collectors:
         lines.append(
-            "- node_exporter default collectors whose data every export request of the agent "
-            "carries, as resource attributes or, for time, as the timestamps of the data "
-            "points (`bench/families.py` lists the keys and the largest clock gap), so they "
-            "count as matched: " + ", ".join(results.resource_collectors) + "."
+            "- node_exporter default collectors that count as matched because every export "
+            "request of the agent carries their data: as resource attributes, or for time "
+            "as the timestamps of the data points. `bench/families.py` lists the keys and "
+            "the largest clock gap. They are: " + ", ".join(results.resource_collectors) + "."
         )
     if results.empty_collectors:
         lines.append(

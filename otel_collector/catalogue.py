@@ -316,7 +316,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "system.network.linux.tcp.orphans", Kind.UPDOWNCOUNTER, "{socket}",
         "TCP sockets that no process holds any more, still closing (sockstat TCP orphan).",
-        "netstat",
+        "network",
     ),
     MetricSpec(
         "system.network.linux.udp.datagrams", Kind.COUNTER, "{datagram}",
@@ -341,14 +341,14 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "system.network.linux.socket.count", Kind.UPDOWNCOUNTER, "{socket}",
-        "Sockets of every family in use (sockstat sockets used).", "netstat",
+        "Sockets of every family in use (sockstat sockets used).", "network",
     ),
     MetricSpec(
         "system.network.linux.socket.memory", Kind.UPDOWNCOUNTER, "By",
         "Memory of TCP and UDP socket buffers of the whole host, which net.ipv4.tcp_mem and "
         "udp_mem limit (sockstat mem, which the kernel counts in pages). Coarse: the kernel "
         "keeps up to net.core.mem_pcpu_rsv pages a CPU out of the count.",
-        "netstat", (TRANSPORT,),
+        "network", (TRANSPORT,),
     ),
     MetricSpec(
         "system.network.linux.softnet.dropped", Kind.COUNTER, "{packet}",

@@ -200,8 +200,8 @@ class _HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
     only its own stream, never Check, set() or the other streams.
 
     NOTE: this replaces grpc_health.v1._async.HealthServicer from
-    grpcio-health-checking 1.85. Its Watch holds the service's asyncio.Condition
-    while it writes, so one client that stops reading blocks set() for that
+    grpcio-health-checking 1.85. Its Watch keeps the service's asyncio.Condition
+    locked while it writes, so one client that stops reading blocks set() for that
     service and freezes the status that Check returns.
     """
 

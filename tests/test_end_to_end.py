@@ -29,11 +29,10 @@ def test_exported_metrics_match_catalogue(tmp_path: Path) -> None:
     points = receiver.points()
     names = {p.name for p in points}
     enabled = config.enabled_metrics(config.resolve({}, {}))
-    # Swap metrics are empty on a host without swap, the conntrack metrics absent
-    # while nf_conntrack is not loaded, a pressure metric absent without its
-    # /proc/pressure file, link speed absent where no driver reports one, the
-    # ARP count absent with an empty ARP table and the SELinux mode absent while
-    # SELinux is disabled. Every other default metric arrives.
+    # Some default metrics depend on the host. Swap needs swap, conntrack needs
+    # nf_conntrack, and each pressure metric needs its /proc/pressure file. Link
+    # speed needs a driver that reports it, the ARP count a non-empty ARP table,
+    # and the SELinux mode an enabled SELinux. The rest always arrive.
     may_be_absent = {"system.paging.usage", "system.paging.utilization"}
     if not Path("/sys/fs/selinux/enforce").exists():
         may_be_absent.add("system.linux.selinux.enforcing")

@@ -4,6 +4,7 @@ the TCP and UDP totals from /proc/net/sockstat."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 import time
@@ -248,7 +249,11 @@ def test_states_mode_keeps_the_udp_total() -> None:
 
 CONNTRACK = Path("/proc/sys/net/netfilter")
 # A host root made by a test has no /proc/net/sockstat for the connection count.
-WITHOUT_SOCKSTAT = {"HOST_AGENT_METRICS_DISABLE": "system.network.connection.count"}
+WITHOUT_SOCKSTAT = {
+    "HOST_AGENT_METRICS_DISABLE": ",".join(
+        ("system.network.connection.count", *network.SOCKET_METRICS)
+    )
+}
 
 
 @pytest.mark.skipif(
@@ -311,3 +316,47 @@ def test_read_conntrack_parses_both_files(tmp_path: Path) -> None:
     (directory / "nf_conntrack_max").write_text("262144\n")
 
     assert network.read_conntrack(str(tmp_path)) == (42, 262144)
+
+
+def test_sockets_match_sockstat() -> None:
+    """Sockets open and close all the time, so a reading counts when the file agrees around it."""
+    scraper = make_scraper("network")
+    for _ in range(20):
+        before = Path("/proc/net/sockstat").read_text()
+        reading = scraper.scrape()
+        if Path("/proc/net/sockstat").read_text() == before:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("sockstat kept changing for 20 readings")
+    fields = {}
+    for line in before.splitlines():
+        label, _, rest = line.partition(":")
+        words = rest.split()
+        fields[label] = dict(zip(words[::2], map(int, words[1::2]), strict=True))
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    assert value(reading, "system.network.linux.socket.count") == fields["sockets"]["used"]
+    assert value(reading, "system.network.linux.tcp.orphans") == fields["TCP"]["orphan"]
+    memory = "system.network.linux.socket.memory"
+    assert value(reading, memory, **{"network.transport": "tcp"}) == fields["TCP"]["mem"] * page
+    assert value(reading, memory, **{"network.transport": "udp"}) == fields["UDP"]["mem"] * page
+
+
+def test_sockstat_in_a_host_root(tmp_path: Path) -> None:
+    # A host root made by the test, to check values that this host's sockstat may not show.
+    net = tmp_path / "proc" / "net"
+    net.mkdir(parents=True)
+    (net / "sockstat").write_bytes(
+        b"sockets: used 25\nTCP: inuse 1 orphan 2 tw 0 alloc 1 mem 115\nUDP: inuse 0 mem 3\n"
+    )
+    scraper = make_scraper("network", root=str(tmp_path))
+
+    reading = scraper.scrape()
+
+    assert value(reading, "system.network.linux.tcp.orphans") == 2
+    assert value(reading, "system.network.linux.socket.memory", **{"network.transport": "udp"}) == (
+        3 * os.sysconf("SC_PAGE_SIZE")
+    )
+    assert value(reading, "system.network.linux.socket.count") == 25
+    assert value(reading, "system.network.connection.count", **{"network.transport": "tcp"}) == 1

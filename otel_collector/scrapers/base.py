@@ -124,6 +124,9 @@ class Scraper(abc.ABC):
     def wants(self, metric: str) -> bool:
         return metric in self.context.enabled
 
+    def wants_any(self, metrics: Iterable[str]) -> bool:
+        return any(metric in self.context.enabled for metric in metrics)
+
     def read(self, source: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """Call one source reader; on failure log once, count it, and return None.
 

@@ -167,7 +167,7 @@ class KernelScraper(Scraper):
             if handles is not None:
                 reading["system.linux.file_handle.count"] = [Point(handles[0])]
                 reading["system.linux.file_handle.limit"] = [Point(handles[1])]
-        if any(self.wants(metric) for metric in CLOCK_METRICS):
+        if self.wants_any(CLOCK_METRICS):
             clock = self.read("adjtimex", read_clock, self._libc)
             if clock is not None:
                 values = (

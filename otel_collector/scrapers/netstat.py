@@ -1,20 +1,20 @@
-"""Netstat scraper: TCP and UDP protocol counters, socket memory, softnet and ARP.
+"""Netstat scraper: TCP and UDP protocol counters, softnet and ARP.
 
 The counters are the kernel's SNMP and extended MIBs: /proc/net/snmp and
 /proc/net/netstat (pairs of lines, a header of names and a line of values per
 protocol) and /proc/net/snmp6 (one "name value" per line). The TCP counters
 cover IPv4 and IPv6 together. UDP has one set per IP version, and the
 scraper adds them up, as it does with the queues of udp and udp6. Further
-sources: socket counts and memory from /proc/net/sockstat, the per-CPU
-packet backlog from /proc/net/softnet_stat, the UDP send and receive queues
-of every socket from /proc/net/udp and udp6, and the ARP table from
-/proc/net/arp.
+sources: the per-CPU packet backlog from /proc/net/softnet_stat, the UDP send
+and receive queues of every socket from /proc/net/udp and udp6, and the ARP
+table from /proc/net/arp. The socket counts and memory of /proc/net/sockstat
+come from the network scraper, which reads that file for its connection
+totals.
 
 The conventions have no names for these, so the metrics are
-system.network.linux.*. The protocol counters, the socket counts, the UDP
-queues and the ARP table belong to the network namespace of the reader, so
-they are the host's only when the agent runs in the host's network
-namespace. softnet_stat and the socket memory and orphans of sockstat are
+system.network.linux.*. The protocol counters, the UDP queues and the ARP
+table belong to the network namespace of the reader, so they are the host's
+only when the agent runs in the host's network namespace. softnet_stat is
 the whole host's. A kernel without IPv6 has no snmp6 and udp6, and the UDP
 metrics then count IPv4 alone.
 
@@ -25,14 +25,11 @@ a backend reads as a counter reset.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from otel_collector.scrapers.base import Point, Reading, Scraper, read_proc_file
-
-PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE")
 
 Mib = dict[str, dict[str, int]]
 
@@ -56,11 +53,6 @@ TCP_COUNTERS: Final[Mapping[tuple[str, str], tuple[str, Mapping[str, str]]]] = {
 }
 MIB_METRICS: Final = frozenset(name for name, _ in TCP_COUNTERS.values())
 UDP_METRICS: Final = ("system.network.linux.udp.datagrams", "system.network.linux.udp.errors")
-SOCKSTAT_METRICS: Final = (
-    "system.network.linux.socket.count",
-    "system.network.linux.socket.memory",
-    "system.network.linux.tcp.orphans",
-)
 SOFTNET_METRICS: Final = (
     "system.network.linux.softnet.dropped",
     "system.network.linux.softnet.time_squeeze",
@@ -151,30 +143,6 @@ def udp_points(versions: Sequence[Mapping[str, int]], receive_other_floor: int =
     return {UDP_METRICS[0]: datagrams, UDP_METRICS[1]: errors}
 
 
-def sockstat_points(sockstat: bytes, path: str) -> Reading:
-    """Shape /proc/net/sockstat into socket counts and memory.
-
-    TCP and UDP memory are in pages. Raises ValueError, naming `path`, when a
-    line lacks a counter.
-    """
-    lines = {}
-    for line in sockstat.decode("ascii").splitlines():
-        label, _, fields = line.partition(":")
-        words = fields.split()
-        lines[label] = dict(zip(words[::2], map(int, words[1::2]), strict=False))
-    try:
-        return {
-            "system.network.linux.socket.count": [Point(lines["sockets"]["used"])],
-            "system.network.linux.socket.memory": [
-                Point(lines["TCP"]["mem"] * PAGE_SIZE, {"network.transport": "tcp"}),
-                Point(lines["UDP"]["mem"] * PAGE_SIZE, {"network.transport": "udp"}),
-            ],
-            "system.network.linux.tcp.orphans": [Point(lines["TCP"]["orphan"])],
-        }
-    except KeyError as error:
-        raise ValueError(f"invalid {path}: counter {error} missing") from None
-
-
 def parse_softnet(text: bytes) -> tuple[int, int]:
     """Return the packets dropped and the time squeezes of every CPU together.
 
@@ -222,9 +190,6 @@ class NetstatScraper(Scraper):
         super().__init__(*args, **kwargs)
         self._receive_other = 0
 
-    def _wants_any(self, metrics: Iterable[str]) -> bool:
-        return any(self.wants(metric) for metric in metrics)
-
     def _read(self, table: str) -> bytes:
         return read_proc_file(f"{self.host.procfs}/net/{table}")
 
@@ -265,9 +230,6 @@ class NetstatScraper(Scraper):
             Point(receive, {"network.io.direction": "receive"}),
         ]
 
-    def _sockstat(self) -> Reading:
-        return sockstat_points(self._read("sockstat"), "/proc/net/sockstat")
-
     def _softnet(self) -> Reading:
         counts = parse_softnet(self._read("softnet_stat"))
         return {
@@ -286,20 +248,19 @@ class NetstatScraper(Scraper):
     def scrape(self) -> Reading:
         reading: Reading = {}
         mib: Mib = {}
-        if self._wants_any(MIB_METRICS) or self._wants_any(UDP_METRICS):
+        if self.wants_any(MIB_METRICS) or self.wants_any(UDP_METRICS):
             # Two sources, so that a fault in one costs only its own counters.
             for table, protocols in (("snmp", ("Tcp", "Udp")), ("netstat", ("TcpExt",))):
                 mib.update(self.read(table, self._mib, table, protocols) or {})
             reading.update(tcp_points(mib))
         sources = (
             (UDP_METRICS, "udp_counters", lambda: self._udp(mib)),
-            (SOCKSTAT_METRICS, "sockstat", self._sockstat),
             (SOFTNET_METRICS, "softnet_stat", self._softnet),
             ((UDP_QUEUE_METRIC,), "udp_queues", lambda: {UDP_QUEUE_METRIC: self._udp_queues()}),
             ((ARP_METRIC,), "arp", self._arp),
         )
         for metrics, source, function in sources:
-            if self._wants_any(metrics):
+            if self.wants_any(metrics):
                 part = self.read(source, function)
                 if part is not None:
                     reading.update(part)

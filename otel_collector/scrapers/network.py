@@ -1,11 +1,12 @@
 """Network scraper: per-interface counters and link state, sockets, connection tracking.
 
 Interface counters, link state and speed come from psutil. By default the
-TCP connection count is one total from /proc/net/sockstat and sockstat6: the
-kernel's counts of sockets in use for IPv4 and IPv6 plus those in TIME_WAIT,
-so every state but the server side of handshakes in progress (see
-tcp_total). The UDP count, from the same files, is the number of bound UDP
-sockets.
+TCP connection count is one total from /proc/net/sockstat and sockstat6. It
+adds the kernel's counts of sockets in use for IPv4 and IPv6 to those in
+TIME_WAIT, which covers every state but the server side of handshakes in
+progress (see tcp_total). The UDP count, from the same files, is the number
+of bound UDP sockets. The same reading gives the socket counts, socket
+memory and TCP orphans.
 With HOST_AGENT_CONNECTION_STATES the TCP count is split by state, through one
 sock_diag netlink dump (see sock_diag.py), or from /proc/net/tcp and
 /proc/net/tcp6 where netlink sockets are not allowed. Every source sees the
@@ -26,6 +27,7 @@ takes about 11 µs, and finding them absent 2 µs (timeit, CPython 3.11).
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -172,6 +174,38 @@ def link_points(stats: Mapping[str, Any], admit: NameFilter) -> Reading:
     return reading
 
 
+SOCKET_METRICS = (
+    "system.network.linux.socket.count",
+    "system.network.linux.socket.memory",
+    "system.network.linux.tcp.orphans",
+)
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def socket_points(sockstat: bytes) -> Reading:
+    """Shape /proc/net/sockstat into socket counts, socket memory and TCP orphans.
+
+    The kernel counts TCP and UDP memory in pages. "sockets: used" belongs to the
+    reader's network namespace, while memory and orphans are the whole host's.
+    """
+    path = "/proc/net/sockstat"
+    return {
+        "system.network.linux.socket.count": [
+            Point(sockstat_field(sockstat, b"sockets", b"used", path))
+        ],
+        "system.network.linux.socket.memory": [
+            Point(
+                sockstat_field(sockstat, protocol, b"mem", path) * PAGE_SIZE,
+                {"network.transport": protocol.decode().lower()},
+            )
+            for protocol in (b"TCP", b"UDP")
+        ],
+        "system.network.linux.tcp.orphans": [
+            Point(sockstat_field(sockstat, b"TCP", b"orphan", path))
+        ],
+    }
+
+
 def connection_points(counts: Mapping[str, int]) -> list[Point]:
     """Build one point per TCP state, zero included, so that no series comes and goes."""
     return [
@@ -228,17 +262,41 @@ class NetworkScraper(Scraper):
             sockstat6 = None  # a kernel without IPv6
         return sockstat, sockstat6
 
-    def _socket_totals(self) -> tuple[int, int]:
-        """Return the TCP total and the UDP total from one reading of sockstat and sockstat6."""
-        tables = self._sockstat()
-        return tcp_total(*tables), udp_total(*tables)
+    def _socket_reading(
+        self, totals: bool, sockets: bool
+    ) -> tuple[tuple[int, int] | None, Reading]:
+        """Return the TCP and UDP totals and the socket metrics, each only if requested.
+
+        Both come from one reading of sockstat and sockstat6 a cycle.
+        """
+        sockstat, sockstat6 = self._sockstat()
+        counts = None
+        if totals:
+            counts = (tcp_total(sockstat, sockstat6), udp_total(sockstat, sockstat6))
+        return counts, socket_points(sockstat) if sockets else {}
+
+    def _connection_points(self, totals: tuple[int, int] | None) -> list[Point]:
+        """Build system.network.connection.count from the states (when on) and the totals."""
+        points: list[Point] = []
+        if self.config.connection_states:
+            counts = self.read("tcp_connections", self._tcp_states)
+            if counts is not None:
+                points += connection_points(counts)
+        # In states mode the TCP total goes unused, but it costs only a parse of
+        # the same two files that the UDP total reads.
+        if totals is not None:
+            tcp, udp = totals
+            if not self.config.connection_states:
+                points.append(Point(tcp, {"network.transport": "tcp"}))
+            points.append(Point(udp, {"network.transport": "udp"}))
+        return points
 
     def scrape(self) -> Reading:
         reading: Reading = {}
         counters = self.read("net_io_counters", psutil.net_io_counters, pernic=True, nowrap=True)
         if counters:
             reading.update(interface_points(counters, self._filter))
-        if any(self.wants(metric) for metric in LINK_METRICS):
+        if self.wants_any(LINK_METRICS):
             stats = self.read("net_if_stats", psutil.net_if_stats)
             if stats is not None:
                 reading.update(link_points(stats, self._filter))
@@ -249,21 +307,15 @@ class NetworkScraper(Scraper):
             if conntrack is not None:
                 reading["system.network.conntrack.count"] = [Point(conntrack[0])]
                 reading["system.network.conntrack.max"] = [Point(conntrack[1])]
-        if not self.wants("system.network.connection.count"):
-            return reading
-        points: list[Point] = []
-        if self.config.connection_states:
-            counts = self.read("tcp_connections", self._tcp_states)
-            if counts is not None:
-                points += connection_points(counts)
-        # In states mode the TCP total goes unused, but it costs only a parse of
-        # the same two files that the UDP total reads.
-        totals = self.read("sockstat", self._socket_totals)
-        if totals is not None:
-            tcp, udp = totals
-            if not self.config.connection_states:
-                points.append(Point(tcp, {"network.transport": "tcp"}))
-            points.append(Point(udp, {"network.transport": "udp"}))
-        if points:
-            reading["system.network.connection.count"] = points
+        wants_totals = self.wants("system.network.connection.count")
+        wants_sockets = self.wants_any(SOCKET_METRICS)
+        sockstat = None
+        if wants_totals or wants_sockets:
+            sockstat = self.read("sockstat", self._socket_reading, wants_totals, wants_sockets)
+        if sockstat is not None:
+            reading.update(sockstat[1])
+        if wants_totals:
+            points = self._connection_points(sockstat[0] if sockstat is not None else None)
+            if points:
+                reading["system.network.connection.count"] = points
         return reading
