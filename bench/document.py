@@ -46,8 +46,9 @@ def _method(results: Results) -> list[str]:
         "## Method",
         "",
         "- Every process runs on its own, side by side with the others in the same run, on "
-        "the same machine. CPU time is utime + stime of the whole process from "
-        "`/proc/PID/stat` (in clock ticks of 10 ms), and memory is VmRSS and VmHWM from "
+        "the same machine. CPU time is that of every thread of the process, in nanoseconds, "
+        "from the process's CPU-time clock (`clock_getcpuclockid(3)`; `/proc/PID/stat` rounds "
+        "the same sum to clock ticks of 10 ms), and memory is VmRSS and VmHWM from "
         "`/proc/PID/status`, both read by the benchmark from outside the process.",
         "- A cycle is one export request reaching the benchmark's receiver (agent, Python "
         "peer) or one completed scrape (node_exporter). The processes are read when each cycle "
@@ -62,10 +63,11 @@ def _method(results: Results) -> list[str]:
         "without compression (see figure 2 for how it runs).",
         f"- Figure 1 at the default interval: one run of the agent, node_exporter and the "
         f"Python peer side by side at {plan.default_interval_ms} ms, measuring "
-        f"{plan.default_interval_cycles} cycle(s) after 1 warm-up cycle. That is the default "
-        "export interval of the agent and of the Python peer, and node_exporter is scraped "
-        "at the same interval. At this interval the idle work between cycles weighs far more "
-        "than at 1 s.",
+        f"{plan.default_interval_cycles} cycles after 1 warm-up cycle. Each cycle is measured "
+        "on its own: values are medians over the cycles, and ratios medians of the per-cycle "
+        "ratios. That is the default export interval of the agent and of the Python peer, "
+        "and node_exporter is scraped at the same interval. At this interval the idle work "
+        "between cycles weighs far more than at 1 s.",
         "- The agent runs as `python -m otel_collector` with its defaults except the interval, "
         "the endpoint and a loopback health port. The Python peer is `bench/python_peer.py`: "
         "a MeterProvider with a PeriodicExportingMetricReader and an OTLPMetricExporter (gRPC), "

@@ -1,29 +1,31 @@
-"""The kernel's accounting of other processes, read from /proc (see proc(5))."""
+"""The kernel's accounting of other processes: /proc (see proc(5)) and CPU-time clocks."""
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
-CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 KIB = 1024
 MIB = 1024 * 1024
 
+# The clock id of a process's CPU-time clock, as glibc's clock_getcpuclockid(3)
+# builds it from the PID (Linux's MAKE_PROCESS_CPUCLOCK with CPUCLOCK_SCHED).
+_CPUCLOCK_SCHED = 2
+
 
 def cpu_seconds(pid: int) -> float:
-    """Return the user plus system CPU time of every thread of `pid`, in seconds.
+    """Return the CPU time of every thread of `pid`, ended ones included, in seconds.
 
-    The fields are utime and stime, fields 14 and 15 of /proc/PID/stat. They
-    count in clock ticks (SC_CLK_TCK, 100 per second on this machine), so one reading
-    is exact to 10 ms: divide a difference over many cycles by their number.
+    The kernel counts it in nanoseconds for the process's CPU-time clock (see
+    clock_getcpuclockid(3)); it is the sum that utime and stime of
+    /proc/PID/stat split, which that file rounds to clock ticks of 10 ms.
+    Raise ProcessLookupError when `pid` is gone.
     """
-    with open(f"/proc/{pid}/stat", "rb") as file:
-        stat = file.read().decode("ascii", "replace")
-    # The command name in field 2 may contain spaces and parentheses, so split
-    # after its closing parenthesis; field 3 is then the first one.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / CLOCK_TICKS_PER_SECOND
+    try:
+        return time.clock_gettime((~pid << 3) | _CPUCLOCK_SCHED)
+    except OSError as error:  # EINVAL: no such process
+        raise ProcessLookupError(pid) from error
 
 
 @dataclass(frozen=True)

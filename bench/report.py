@@ -192,12 +192,15 @@ def cycle_rows(results: Results) -> list[Row]:
 
 
 def default_interval_rows(results: Results) -> list[Row]:
-    """Build the CPU rows of the one run in which every peer used the agent's default interval."""
-    windows = results.default_interval
-    if not windows:
+    """Build the CPU rows of the run in which every peer used the agent's default interval.
+
+    Each measured cycle counts as a repetition: values are medians over the
+    cycles, and ratios medians of the per-cycle ratios.
+    """
+    reps = results.default_interval
+    if not reps:
         return []
     seconds = results.plan.default_interval_ms / 1000
-    reps = [windows]
     cpu_vs_node = paired_ratio(reps, lambda w: w.cpu_per_cycle_s, NODE_EXPORTER)
     cpu_vs_python = paired_ratio(reps, lambda w: w.cpu_per_cycle_s, PYTHON)
     point_vs_python = paired_ratio(reps, cpu_per_point, PYTHON)

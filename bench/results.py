@@ -26,7 +26,7 @@ class Plan:
     # also spends CPU between cycles (idle threads, timers), and a cycle
     # carries 60 times more of it at 60 s than at 1 s.
     default_interval_ms: int = 60_000
-    default_interval_cycles: int = 2
+    default_interval_cycles: int = 4
     memory_interval_ms: int = 100
     memory_first: int = 100
     memory_last: int = 1000
@@ -61,7 +61,7 @@ class Plan:
             gzip_repetitions=1,
             gzip_cycles=3,
             default_interval_ms=2000,
-            default_interval_cycles=1,
+            default_interval_cycles=2,
             memory_first=10,
             memory_last=30,
             memory_span=5,
@@ -85,7 +85,7 @@ class Results:
     plan: Plan
     plain: list[dict[str, Window]] = field(default_factory=list)  # one dict per repetition
     gzip: list[dict[str, Window]] = field(default_factory=list)
-    default_interval: dict[str, Window] = field(default_factory=dict)  # one run
+    default_interval: list[dict[str, Window]] = field(default_factory=list)  # one dict per cycle
     unmatched_collectors: list[str] = field(default_factory=list)  # collectors with samples
     empty_collectors: list[str] = field(default_factory=list)  # collectors with no sample
     # collectors whose data the agent sends as resource attributes

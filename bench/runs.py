@@ -70,6 +70,14 @@ def window(peer: Peer, first: int, last: int) -> Window:
     )
 
 
+def single_cycle_windows(peers: dict[str, Peer], first: int, last: int) -> list[dict[str, Window]]:
+    """Return one window per cycle first..last-1 of every peer, each ending at the next cycle."""
+    return [
+        {key: window(peer, cycle, cycle + 1) for key, peer in peers.items()}
+        for cycle in range(first, last)
+    ]
+
+
 def _start_all(factories: dict[str, Callable[[], Peer]]) -> dict[str, Peer]:
     peers: dict[str, Peer] = {}
     try:

@@ -35,6 +35,7 @@ EXPECTED = [
     ("CPU per cycle, ms", ("Agent", "node_exporter", "Python peer")),
     ("Data points per cycle", ("Agent", "node_exporter", "Python peer")),
     ("CPU per data point", ("Agent", "node_exporter", "Python peer")),
+    ("CPU per cycle at a 2 s interval", ("Agent", "node_exporter", "Python peer")),
     ("Metric names (families) exported", ("Agent", "node_exporter", "Python peer")),
     ("RSS after", ("Agent", "node_exporter", "Python peer")),
     ("RSS growth", ("Agent", "node_exporter", "Python peer")),
