@@ -100,6 +100,9 @@ class Agent:
             instruments=count,
             health_port=self.health.port,
             config=self.config.redacted(),
+            # The deadline an export really gets. The export timeout, the OTLP timeout
+            # and the interval bound it together, so no single value in "config" shows it.
+            export_timeout_effective_ms=self.config.effective_export_timeout_ms,
         )
 
     def stop(self) -> None:

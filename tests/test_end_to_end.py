@@ -149,6 +149,17 @@ def test_sigterm_delivers_last_points_and_exits_0(tmp_path: Path) -> None:
     assert agent.events("agent_stopped")
 
 
+def test_start_log_shows_effective_export_timeout(tmp_path: Path) -> None:
+    with OtlpReceiver() as receiver, AgentProcess(
+        tmp_path, endpoint=receiver.endpoint, interval_ms=2000
+    ) as agent:
+        started = agent.wait_for_event("agent_started")
+
+    # OTEL_METRIC_EXPORT_TIMEOUT defaults to 30 s, but no export may run into the next cycle.
+    assert started["config"]["export_timeout_ms"] == 30_000
+    assert started["export_timeout_effective_ms"] == 2000
+
+
 def test_receiver_appearing_late_gets_exports(tmp_path: Path) -> None:
     port = free_port()
     receiver = OtlpReceiver(port)
