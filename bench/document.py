@@ -45,11 +45,11 @@ def _method(results: Results) -> list[str]:
     return [
         "## Method",
         "",
-        "- Every process runs on its own, side by side with the others in the same run, on "
-        "the same machine. CPU time is that of every thread of the process, in nanoseconds, "
-        "from the process's CPU-time clock (`clock_getcpuclockid(3)`). `/proc/PID/stat` "
-        "holds the same sum in clock ticks of 10 ms. Memory is VmRSS and VmHWM from "
-        "`/proc/PID/status`. The benchmark reads both from outside the process.",
+        "- Each peer runs in a process of its own, at the same time as the others in the same "
+        "run, on the same machine. CPU time is that of every thread of the process, in "
+        "nanoseconds, from the process's CPU-time clock (`clock_getcpuclockid(3)`). "
+        "`/proc/PID/stat` holds the same sum in clock ticks of 10 ms. Memory is VmRSS and "
+        "VmHWM from `/proc/PID/status`. The benchmark reads both from outside the process.",
         "- A cycle is one export request reaching the benchmark's receiver (agent, Python "
         "peer) or one completed scrape (node_exporter). The processes are read when each cycle "
         "arrives, so CPU per cycle is the CPU time between the readings at the first and the "
