@@ -36,6 +36,7 @@ _log = structlog.get_logger(__name__)
 
 
 _SCALARS = (type(None), str, int, float, bool, bytes)
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def _sort_key(key: Any) -> str:
@@ -54,6 +55,19 @@ def exact_size_key(value: Any) -> Any:
     memory growth. A tuple made from a list is allocated at its final size,
     from that same free list.
     """
+    if type(value) is dict:
+        # The common case: string keys and values of exact scalar types, as
+        # the scrapers build them. Sorting by the keys alone then orders the
+        # entries as the SDK does, without its isinstance checks against
+        # abstract base classes.
+        entries = []
+        for key, item in value.items():
+            if type(key) is not str or type(item) not in _SCALAR_TYPES:
+                break
+            entries.append((key, (type(item).__name__, item)))
+        else:
+            entries.sort()
+            return ("mapping", tuple(entries))
     if isinstance(value, _SCALARS):
         return (type(value).__name__, value)
     if isinstance(value, Sequence):

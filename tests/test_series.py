@@ -96,6 +96,7 @@ def _sdk_key_function() -> Any:
         {"b": 1, "a": 1.0, "c": True, "d": None, "e": b"x"},
         {"list": ["x", "y"], "tuple": (1, 2), "nested": {"z": 1, "y": [True]}},
         {1: "non-string key", "1": "string key"},
+        {10: "int keys", 2: "sort by their text"},
         {},
         ("a", 1),
         "plain",
