@@ -125,17 +125,19 @@ def _run_default_interval(results: Results, log_dir: Path) -> None:
         f"figure 1: {plan.default_interval_cycles} cycle(s) at the default interval, "
         f"{plan.default_interval_ms} ms"
     )
+    warmup = 1
     _, peers = runs.run_cycles(
         log_dir,
         interval_ms=plan.default_interval_ms,
-        warmup=1,
+        warmup=warmup,
         cycles=plan.default_interval_cycles,
         gzip=False,
         matched=False,
     )
-    # Each measured cycle on its own, so that the figures are medians over cycles.
+    # One window per measured cycle, so that the figures are medians over cycles.
+    first = warmup + 1
     results.default_interval = runs.single_cycle_windows(
-        peers, first=2, last=2 + plan.default_interval_cycles
+        peers, first=first, last=first + plan.default_interval_cycles
     )
 
 

@@ -18,9 +18,9 @@ def cpu_seconds(pid: int) -> float:
     """Return the CPU time of every thread of `pid`, ended ones included, in seconds.
 
     The kernel counts it in nanoseconds for the process's CPU-time clock (see
-    clock_getcpuclockid(3)); it is the sum that utime and stime of
-    /proc/PID/stat split, which that file rounds to clock ticks of 10 ms.
-    Raise ProcessLookupError when `pid` is gone.
+    clock_getcpuclockid(3)). utime plus stime of /proc/PID/stat is the same
+    sum, cut to clock ticks of 10 ms. Raise ProcessLookupError when `pid` is
+    gone.
     """
     try:
         return time.clock_gettime((~pid << 3) | _CPUCLOCK_SCHED)

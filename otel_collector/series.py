@@ -56,8 +56,8 @@ def exact_size_key(value: Any) -> Any:
     from that same free list.
     """
     if type(value) is dict:
-        # The common case: string keys and values of exact scalar types, as
-        # the scrapers build them. Sorting by the keys alone then orders the
+        # The scrapers build attribute sets with string keys and values of
+        # exact scalar types. Sorting by the keys alone then orders the
         # entries as the SDK does, without its isinstance checks against
         # abstract base classes.
         entries = []
