@@ -113,13 +113,18 @@ def _without(message: Any, field: str) -> Any:
     return copy
 
 
-def _count_request_points(request: ExportRequest) -> int:
+def count_points(data: MetricsData) -> int:
+    """Return the number of data points in the SDK's collected metrics.
+
+    The count comes from the SDK's objects, not from the encoded request.
+    Walking a protobuf request from Python builds a wrapper object for each
+    message, which took about 0.4 ms of a 9 ms cycle (py-spy, one run).
+    """
     return sum(
-        len(getattr(metric, metric.WhichOneof("data")).data_points)
-        for resource_metrics in request.resource_metrics
+        len(metric.data.data_points)
+        for resource_metrics in data.resource_metrics
         for scope_metrics in resource_metrics.scope_metrics
         for metric in scope_metrics.metrics
-        if metric.WhichOneof("data") is not None
     )
 
 
@@ -209,14 +214,15 @@ class _PartBuilder:
         return missing
 
 
-def split_request(request: ExportRequest, max_bytes: int) -> list[EncodedPart]:
+def split_request(request: ExportRequest, max_bytes: int, points: int) -> list[EncodedPart]:
     """Split an encoded export request into requests of at most ``max_bytes`` each.
 
-    The request is encoded once by the caller; splitting copies data points
-    into new requests without encoding anything again.
+    ``points`` is the number of data points in ``request``. The request is
+    encoded once by the caller; splitting copies data points into new
+    requests without encoding anything again.
     """
     if request.ByteSize() <= max_bytes:
-        return [EncodedPart(request, _count_request_points(request))]
+        return [EncodedPart(request, points)]
     builder = _PartBuilder(max_bytes)
     builder.add_request(request)
     return builder.finish()
@@ -323,7 +329,8 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
     def _export_parts(self, metrics_data: MetricsData, deadline: float) -> MetricExportResult:
         outcome = MetricExportResult.SUCCESS
         request = self._encoder.encode(metrics_data)
-        for part in split_request(request, self._max_request_bytes):
+        parts = split_request(request, self._max_request_bytes, count_points(metrics_data))
+        for part in parts:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 # Out of time: the parts left are not sent, and count as failed.

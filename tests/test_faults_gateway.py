@@ -20,9 +20,17 @@ from fault_helpers import (
     series_key,
     wait_for_health,
 )
+from opentelemetry.metrics import Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
 from otlp_receiver import DEFAULT_MAX_RECEIVE_BYTES, OtlpReceiver, RequestRecord
 
-from otel_collector.exporter import ExportRequest, split_request
+from otel_collector.exporter import (
+    ExportRequest,
+    SizeLimitedOtlpExporter,
+    count_points,
+    split_request,
+)
 
 INTERVAL_S = 1.0
 
@@ -320,7 +328,7 @@ def test_split_request_keeps_every_point() -> None:
     request = _request_with_mixed_points()
     expected = _point_identities(request)
     for limit in (1, 200, 1_000, 4_096, 20_000, request.ByteSize() - 1, request.ByteSize()):
-        parts = split_request(request, limit)
+        parts = split_request(request, limit, len(expected))
         found = []
         for part in parts:
             found += _point_identities(part.request)
@@ -335,4 +343,47 @@ def test_split_request_keeps_every_point() -> None:
                         assert metric.WhichOneof("data") is not None
                         if metric.name == "test.sum":
                             assert metric.sum.is_monotonic
-    assert len(split_request(request, request.ByteSize())) == 1
+    assert len(split_request(request, request.ByteSize(), len(expected))) == 1
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("max_request_bytes", [4 * 1024 * 1024, 2_000])
+def test_export_reports_points_per_request(max_request_bytes: int) -> None:
+    """The counts reported per request add up to the points a real receiver accepted.
+
+    With the gateway's limit the export is one request; with 2,000 bytes it
+    is split into several, each reported with its own count.
+    """
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("test")
+    meter.create_observable_gauge(
+        "test.level",
+        callbacks=[lambda _options: [Observation(n * 0.5, {"slot": str(n)}) for n in range(150)]],
+    )
+    meter.create_observable_counter(
+        "test.total", callbacks=[lambda _options: [Observation(7, {"kind": "a"})]],
+    )
+    data = reader.get_metrics_data()
+    assert data is not None
+    assert count_points(data) == 151
+    reported: list[tuple[bool, int]] = []
+    with OtlpReceiver() as receiver:
+        exporter = SizeLimitedOtlpExporter(
+            endpoint=receiver.endpoint, insecure=True, timeout=10,
+            max_request_bytes=max_request_bytes,
+            on_result=lambda success, points: reported.append((success, points)),
+        )
+        try:
+            assert exporter.export(data) is MetricExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+        received = by_request(receiver.points())
+    provider.shutdown()
+    assert sum(len(points) for points in received.values()) == 151
+    assert all(success for success, _points in reported)
+    # The exporter sends the parts in order, one at a time.
+    assert [points for _success, points in reported] == [
+        len(received[index]) for index in sorted(received)
+    ]
+    assert (len(reported) == 1) == (max_request_bytes > 100_000)
