@@ -23,6 +23,7 @@ from opentelemetry.sdk.metrics.view import View
 from opentelemetry.util.types import Attributes
 
 from otel_collector import instruments, resource
+from otel_collector.attributes import use_direct_attribute_cleaning
 from otel_collector.collection import Collection
 from otel_collector.config import Config
 from otel_collector.exporter import (
@@ -73,6 +74,7 @@ def start(
     """
     limit = config.cardinality_limit
     use_exact_size_keys()
+    use_direct_attribute_cleaning()
     reader = CollectingReader(
         build_exporter(config, on_export),
         before_collect=collection.run_cycle,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
+from module_copies import fresh_copy
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics._internal import _view_instrument_match
 
@@ -80,13 +79,8 @@ def test_series_kept_while_source_fails() -> None:
 
 
 def _sdk_key_function() -> Any:
-    """Load a fresh copy of the SDK module, whose key function nothing has replaced."""
-    path = Path(_view_instrument_match.__file__)
-    spec = importlib.util.spec_from_file_location("sdk_view_instrument_match_copy", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module._hash_attributes
+    """Return the SDK's key function from a copy of its module that nothing has replaced."""
+    return fresh_copy(_view_instrument_match)._hash_attributes
 
 
 @pytest.mark.parametrize(
