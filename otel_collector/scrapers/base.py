@@ -12,6 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -191,7 +192,6 @@ class NameFilter:
         return not any(p.fullmatch(name) for p in self.exclude)
 
 
-def keep(reading: Reading, enabled: Iterable[str]) -> Reading:
+def keep(reading: Reading, enabled: AbstractSet[str]) -> Reading:
     """Drop the metrics that are switched off."""
-    wanted = set(enabled)
-    return {name: points for name, points in reading.items() if name in wanted}
+    return {name: points for name, points in reading.items() if name in enabled}
