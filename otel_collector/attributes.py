@@ -31,7 +31,7 @@ _log = structlog.get_logger(__name__)
 # string length is set. Exact types only: a subclass takes the SDK's path.
 _PLAIN_VALUE_TYPES = frozenset((type(None), bool, int, float, bytes, str))
 
-Cleaner = Callable[[Any, "int | None"], Any]
+Cleaner = Callable[[Any, int | None], Any]
 
 
 def direct_cleaner(sdk_clean: Cleaner) -> Cleaner:
