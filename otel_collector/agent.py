@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import psutil
@@ -34,7 +32,6 @@ class Agent:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.stop_requested = threading.Event()
         self.host = HostRoot(config.host_root)
         self.health = HealthServer(
             config.health_host,
@@ -116,22 +113,30 @@ class Agent:
         self.health.stop(grace_s=0.5)
         _log.info("agent_stopped", seconds=round(time.monotonic() - started, 3))
 
-    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
-        _log.info("stop_requested", signal=signal.Signals(signum).name)
-        self.stop_requested.set()
+
+
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 def run(config: Config) -> int:
-    """Run the agent until SIGTERM or SIGINT; return the process exit status."""
+    """Run the agent until SIGTERM or SIGINT; return the process exit status.
+
+    Call it before the process starts any other thread. The kernel hands a
+    signal sent to the process to any thread that does not block it, and a
+    Python signal handler runs only when the main thread next executes
+    bytecode: a SIGTERM that reached a gRPC thread waited for the main
+    thread's next wake-up. So the stop signals are blocked here, every
+    thread started later inherits that mask, and the main thread takes
+    them with sigwait(2) whichever thread they were sent to.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     agent = Agent(config)
-    signal.signal(signal.SIGTERM, agent.request_stop)
-    signal.signal(signal.SIGINT, agent.request_stop)
     try:
         agent.start()
     except HealthBindError as error:
         _log.error("agent_start_failed", error=str(error))
         return EXIT_STARTUP_FAILED
-    while not agent.stop_requested.wait(timeout=3600):
-        pass
+    received = signal.sigwait(STOP_SIGNALS)
+    _log.info("stop_requested", signal=signal.Signals(received).name)
     agent.stop()
     return EXIT_OK

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -147,6 +149,41 @@ def test_sigterm_delivers_last_points_and_exits_0(tmp_path: Path) -> None:
     assert len(receiver.requests) == 1
     assert "system.cpu.time" in receiver.metric_names()
     assert agent.events("agent_stopped")
+
+
+def _blocked_signals(pid: int, tid: int) -> set[int]:
+    """Return the signals that one thread of a process blocks (SigBlk in its status file)."""
+    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("SigBlk:")), 16)
+    return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+
+
+@pytest.mark.faults
+def test_stop_signals_reach_main_thread(tmp_path: Path) -> None:
+    """Every thread but the main one blocks SIGTERM and SIGINT, so the main thread gets them.
+
+    The kernel hands a signal sent to the process to any thread that does
+    not block it. A Python handler runs only when the main thread executes
+    bytecode, so a SIGTERM that reached a gRPC thread used to wait for the
+    main thread's next wake-up, up to an hour.
+    """
+    with OtlpReceiver() as receiver, AgentProcess(
+        tmp_path, endpoint=receiver.endpoint, interval_ms=3_600_000
+    ) as agent:
+        agent.wait_for_event("agent_started")
+        names = {int(tid): Path(f"/proc/{agent.pid}/task/{tid}/comm").read_text().strip()
+                 for tid in os.listdir(f"/proc/{agent.pid}/task")}
+        others = [tid for tid in names if tid != agent.pid]
+        assert "event_engine" in {names[tid] for tid in others}
+        for tid in others:
+            blocked = _blocked_signals(agent.pid, tid)
+            assert {signal.SIGTERM, signal.SIGINT} <= blocked, names[tid]
+        status, seconds = agent.stop()
+    assert status == 0
+    assert seconds < 5
+    assert agent.events("stop_requested")[0]["signal"] == "SIGTERM"
+    assert len(receiver.requests) == 1
 
 
 def test_start_log_shows_effective_export_timeout(tmp_path: Path) -> None:
