@@ -114,20 +114,17 @@ class Agent:
         _log.info("agent_stopped", seconds=round(time.monotonic() - started, 3))
 
 
-
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 def run(config: Config) -> int:
     """Run the agent until SIGTERM or SIGINT; return the process exit status.
 
-    Call it before the process starts any other thread. The kernel hands a
-    signal sent to the process to any thread that does not block it, and a
-    Python signal handler runs only when the main thread next executes
-    bytecode: a SIGTERM that reached a gRPC thread waited for the main
-    thread's next wake-up. So the stop signals are blocked here, every
-    thread started later inherits that mask, and the main thread takes
-    them with sigwait(2) whichever thread they were sent to.
+    Call it before the process starts any other thread. The kernel may hand
+    a signal sent to the process to any thread that does not block it, and
+    a Python signal handler runs only when the main thread executes
+    bytecode. So the stop signals are blocked here, every thread started
+    later inherits that mask, and the main thread takes them with sigwait(2).
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     agent = Agent(config)

@@ -217,9 +217,9 @@ class _PartBuilder:
 def split_request(request: ExportRequest, max_bytes: int, points: int) -> list[EncodedPart]:
     """Split an encoded export request into requests of at most ``max_bytes`` each.
 
-    ``points`` is the number of data points in ``request``. The request is
-    encoded once by the caller; splitting copies data points into new
-    requests without encoding anything again.
+    ``points`` is the number of data points in ``request``, which the
+    caller encoded once. Splitting copies data points into new requests
+    without encoding anything again, and counts the points of each part.
     """
     if request.ByteSize() <= max_bytes:
         return [EncodedPart(request, points)]

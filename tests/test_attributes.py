@@ -21,7 +21,7 @@ class Color(enum.IntEnum):
 
 
 class Name(str):
-    """A str subclass, which the direct path must hand to the SDK."""
+    """String subclass, which the direct path hands to the SDK's function."""
 
 
 def _sdk_clean_function() -> Any:

@@ -10,7 +10,7 @@ from otel_collector.selftelemetry import AgentStats
 
 
 class TwoMetricScraper(Scraper):
-    """Reports two metrics whether or not they are enabled."""
+    """Scraper that reports two metrics whether or not they are enabled."""
 
     name = "memory"
 
@@ -22,6 +22,8 @@ class TwoMetricScraper(Scraper):
 
 
 class FailingScraper(Scraper):
+    """Scraper whose every scrape raises."""
+
     name = "load"
 
     def scrape(self) -> Reading:

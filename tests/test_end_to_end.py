@@ -165,8 +165,8 @@ def test_stop_signals_reach_main_thread(tmp_path: Path) -> None:
 
     The kernel hands a signal sent to the process to any thread that does
     not block it. A Python handler runs only when the main thread executes
-    bytecode, so a SIGTERM that reached a gRPC thread used to wait for the
-    main thread's next wake-up, up to an hour.
+    bytecode, so a SIGTERM that a gRPC thread received would wait for the
+    main thread's next wake-up.
     """
     with OtlpReceiver() as receiver, AgentProcess(
         tmp_path, endpoint=receiver.endpoint, interval_ms=3_600_000
