@@ -84,6 +84,8 @@ class Cycle:
     serialized_bytes: int  # protobuf size of the request, or the text size of the scrape
     wire_bytes_total: int  # bytes the peer sent through the proxy since it started
     gzip_bytes: int | None  # gzip of the serialized request, for the first cycles only
+    # CPU time of gRPC's own threads (procfs.GRPC_THREAD_NAMES) at that moment.
+    grpc_cpu_seconds: float = 0.0
 
 
 def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
@@ -172,6 +174,7 @@ class Peer:
     ) -> None:
         try:
             cpu = procfs.cpu_seconds(self.pid)
+            grpc_cpu = procfs.thread_seconds(self.pid, procfs.GRPC_THREAD_NAMES)
             memory = procfs.memory(self.pid)
         except (FileNotFoundError, ProcessLookupError):
             return  # the process is exiting
@@ -188,6 +191,7 @@ class Peer:
                     serialized_bytes=serialized_bytes,
                     wire_bytes_total=wire_bytes_total,
                     gzip_bytes=gzip_bytes,
+                    grpc_cpu_seconds=grpc_cpu,
                 )
             )
             self._cond.notify_all()

@@ -115,6 +115,28 @@ def paired_ratio(
     return median(ratios)
 
 
+GRPC_COLUMNS = (AGENT, AGENT_CONTAINER, PYTHON)
+
+
+def grpc_row(repetitions: Sequence[dict[str, Window]], measure: str) -> Row:
+    """Row of the CPU that gRPC's own threads used, for the peers that run gRPC in-process."""
+    values = per_column(repetitions, lambda w: w.grpc_cpu_per_cycle_s)
+    shares = per_column(
+        repetitions,
+        lambda w: w.grpc_cpu_per_cycle_s / w.cpu_per_cycle_s if w.cpu_per_cycle_s else None,
+    )
+    return Row(
+        "1",
+        f"{measure}: in gRPC's own threads (event_engine, lifeguard, timer), ms (share)",
+        {
+            column: f"{ms(values[column])} ({shares[column]:.0%})"
+            if column in GRPC_COLUMNS and values[column] is not None and shares[column] is not None
+            else DASH
+            for column in COLUMNS
+        },
+    )
+
+
 def cpu_per_point(window: Window) -> float | None:
     return window.cpu_per_cycle_s / window.data_points if window.data_points else None
 
@@ -161,6 +183,7 @@ def cycle_rows(results: Results) -> list[Row]:
             target=f"≤ {CPU_RATIO_TARGET:.1f}x node_exporter",
             result=ratio_verdict(cpu_vs_node, CPU_RATIO_TARGET),
         ),
+        grpc_row(reps, "CPU per cycle"),
         Row(
             "1",
             "Data points per cycle",
@@ -213,6 +236,7 @@ def default_interval_rows(results: Results) -> list[Row]:
             target=f"≤ {CPU_RATIO_TARGET:.1f}x node_exporter",
             result=ratio_verdict(cpu_vs_node, CPU_RATIO_TARGET),
         ),
+        grpc_row(reps, f"CPU per cycle at a {seconds:g} s interval"),
         Row(
             "1",
             f"CPU per data point at a {seconds:g} s interval, µs",

@@ -41,6 +41,8 @@ class Window:
 
     cycles: int
     cpu_per_cycle_s: float
+    # The part of cpu_per_cycle_s used by gRPC's own threads. node_exporter has none.
+    grpc_cpu_per_cycle_s: float
     data_points: float  # median per cycle
     serialized_bytes: float  # median per cycle
     wire_bytes_per_cycle: float
@@ -60,6 +62,7 @@ def window(peer: Peer, first: int, last: int) -> Window:
     return Window(
         cycles=count,
         cpu_per_cycle_s=(end.cpu_seconds - start.cpu_seconds) / count,
+        grpc_cpu_per_cycle_s=(end.grpc_cpu_seconds - start.grpc_cpu_seconds) / count,
         data_points=statistics.median(cycle.data_points for cycle in inside),
         serialized_bytes=statistics.median(cycle.serialized_bytes for cycle in inside),
         wire_bytes_per_cycle=(end.wire_bytes_total - start.wire_bytes_total) / count,
