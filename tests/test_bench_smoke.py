@@ -36,6 +36,8 @@ EXPECTED = [
     ("Data points per cycle", ("Agent", "node_exporter", "Python peer")),
     ("CPU per data point", ("Agent", "node_exporter", "Python peer")),
     ("CPU per cycle at a 2 s interval", ("Agent", "node_exporter", "Python peer")),
+    ("CPU per cycle: in gRPC's own threads", ("Agent", "Python peer")),
+    ("CPU per cycle at a 2 s interval: in gRPC's own threads", ("Agent", "Python peer")),
     ("Metric names (families) exported", ("Agent", "node_exporter", "Python peer")),
     ("RSS after", ("Agent", "node_exporter", "Python peer")),
     ("RSS growth", ("Agent", "node_exporter", "Python peer")),
@@ -141,3 +143,17 @@ def test_page_and_raw_results_written(
     payload = json.loads(raw.read_text(encoding="utf-8"))
     assert payload["results"]["plan"]["quick"] is True
     assert payload["versions"]["node_exporter"].startswith("node_exporter")
+
+
+def test_grpc_threads_part_of_process_cpu(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    """gRPC's threads use some CPU in the push peers, none in node_exporter, never above the total."""
+    _, _, raw = quick_run
+    repetitions = json.loads(raw.read_text(encoding="utf-8"))["results"]["plain"]
+    assert repetitions
+    for windows in repetitions:
+        for column in ("agent", "python"):
+            window = windows[column]
+            assert 0 < window["grpc_cpu_per_cycle_s"] < window["cpu_per_cycle_s"], column
+        assert windows["node_exporter"]["grpc_cpu_per_cycle_s"] == 0
