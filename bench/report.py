@@ -119,7 +119,7 @@ GRPC_COLUMNS = (AGENT, AGENT_CONTAINER, PYTHON)
 
 
 def grpc_row(repetitions: Sequence[dict[str, Window]], measure: str) -> Row:
-    """Row of the CPU that gRPC's own threads used, for the peers that run gRPC in-process."""
+    """Build the row of the CPU that gRPC's own threads used, for the peers that run gRPC."""
     values = per_column(repetitions, lambda w: w.grpc_cpu_per_cycle_s)
     shares = per_column(
         repetitions,
