@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import namedtuple
 
 import pytest
@@ -70,7 +71,10 @@ def test_first_scrape_is_baseline_second_has_utilization() -> None:
     scraper = make_scraper("cpu", {"HOST_AGENT_METRICS_ENABLE": "system.cpu.utilization"})
     first = scraper.scrape()
     assert "system.cpu.utilization" not in first
-    sum(i * i for i in range(200_000))  # let some CPU time pass
+    # /proc/stat counts in ticks of 10 ms (USER_HZ 100), and with no tick between
+    # the two readings there is no utilization to export. A busy loop of a fixed
+    # size can end within one tick on a fast machine, but 100 ms of sleep spans ten.
+    time.sleep(0.1)
     second = scraper.scrape()
     shares = values(second, "system.cpu.utilization")
     assert shares
