@@ -55,6 +55,10 @@ def _method(results: Results) -> list[str]:
         "arrives, so CPU per cycle is the CPU time between the readings at the first and the "
         "last measured cycle, divided by the cycles between them. It includes the idle work "
         "between cycles (timers, health service, garbage collection).",
+        "- The rows \"in gRPC's own threads\" take the part of that CPU time used by the "
+        "threads of gRPC's C core in the agent and the Python peer. Those are the threads "
+        "named event_engine, lifeguard and grpc_global_timer, read at the same moments from "
+        "`/proc/PID/task/TID/schedstat`, which counts the same nanoseconds as the CPU-time clock.",
         f"- Figure 1: interval {plan.interval_ms} ms for every process; {plan.repetitions} "
         f"repetitions with fresh processes, each measuring {plan.cycles} cycles after "
         f"{plan.warmup} warm-up cycles. Values are medians over the repetitions; ratios are "
