@@ -77,6 +77,7 @@ class Cycle:
     number: int  # 1 for the first exported or scraped cycle
     at: float  # time.monotonic() when the cycle's data arrived
     cpu_seconds: float  # the process's utime + stime at that moment
+    grpc_cpu_seconds: float  # the part of cpu_seconds used by procfs.GRPC_THREAD_NAMES
     rss_bytes: int
     hwm_bytes: int
     anonymous_bytes: int  # RssAnon: RSS without the pages of mapped files such as libraries
@@ -84,8 +85,6 @@ class Cycle:
     serialized_bytes: int  # protobuf size of the request, or the text size of the scrape
     wire_bytes_total: int  # bytes the peer sent through the proxy since it started
     gzip_bytes: int | None  # gzip of the serialized request, for the first cycles only
-    # CPU time of gRPC's own threads (procfs.GRPC_THREAD_NAMES) at that moment.
-    grpc_cpu_seconds: float = 0.0
 
 
 def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
@@ -184,6 +183,7 @@ class Peer:
                     number=len(self.cycles) + 1,
                     at=time.monotonic(),
                     cpu_seconds=cpu,
+                    grpc_cpu_seconds=grpc_cpu,
                     rss_bytes=memory.rss,
                     hwm_bytes=memory.hwm,
                     anonymous_bytes=memory.anonymous,
@@ -191,7 +191,6 @@ class Peer:
                     serialized_bytes=serialized_bytes,
                     wire_bytes_total=wire_bytes_total,
                     gzip_bytes=gzip_bytes,
-                    grpc_cpu_seconds=grpc_cpu,
                 )
             )
             self._cond.notify_all()

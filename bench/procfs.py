@@ -29,8 +29,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 # The names that gRPC's C core gives its own threads, as /proc/PID/task/TID/comm
-# shows them (the kernel cuts them to 15 bytes): the EventEngine's worker pool,
-# the pool's lifeguard thread and the timer thread.
+# shows them, cut to 15 bytes by the kernel. They are the EventEngine's worker
+# pool, the pool's lifeguard thread and the timer thread.
 GRPC_THREAD_NAMES = ("event_engine", "lifeguard", "grpc_global_tim")
 
 
@@ -38,8 +38,8 @@ def thread_seconds(pid: int, names: tuple[str, ...]) -> float:
     """Return the CPU time of the live threads of `pid` whose name is one of `names`.
 
     Each thread's time is the first field of /proc/PID/task/TID/schedstat,
-    in nanoseconds: the same count that the process's CPU-time clock sums
-    over all threads. A thread that ended is not counted. Raise
+    in nanoseconds, which is the count that the process's CPU-time clock
+    sums over all threads. A thread that ended is not counted. Raise
     ProcessLookupError when `pid` is gone.
     """
     try:

@@ -121,10 +121,7 @@ GRPC_COLUMNS = (AGENT, AGENT_CONTAINER, PYTHON)
 def grpc_row(repetitions: Sequence[dict[str, Window]], measure: str) -> Row:
     """Build the row of the CPU that gRPC's own threads used, for the peers that run gRPC."""
     values = per_column(repetitions, lambda w: w.grpc_cpu_per_cycle_s)
-    shares = per_column(
-        repetitions,
-        lambda w: w.grpc_cpu_per_cycle_s / w.cpu_per_cycle_s if w.cpu_per_cycle_s else None,
-    )
+    shares = per_column(repetitions, grpc_share)
     return Row(
         "1",
         f"{measure}: in gRPC's own threads (event_engine, lifeguard, timer), ms (share)",
@@ -135,6 +132,10 @@ def grpc_row(repetitions: Sequence[dict[str, Window]], measure: str) -> Row:
             for column in COLUMNS
         },
     )
+
+
+def grpc_share(window: Window) -> float | None:
+    return window.grpc_cpu_per_cycle_s / window.cpu_per_cycle_s if window.cpu_per_cycle_s else None
 
 
 def cpu_per_point(window: Window) -> float | None:

@@ -153,9 +153,10 @@ def test_sigterm_delivers_last_points_and_exits_0(tmp_path: Path) -> None:
 
 def _blocked_signals(pid: int, tid: int) -> set[int]:
     """Return the signals that one thread of a process blocks (SigBlk in its status file)."""
-    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-    mask = int(next(line.split()[1] for line in status.splitlines()
-                    if line.startswith("SigBlk:")), 16)
+    mask = 0
+    for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
     return {number for number in range(1, 65) if mask >> (number - 1) & 1}
 
 
