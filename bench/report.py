@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bench import families
-from bench.procfs import MIB
+from bench.procfs import KIB, MIB
 from bench.results import Results
 from bench.runs import (
     AGENT,
@@ -19,6 +19,7 @@ from bench.runs import (
     PYTHON,
     MemoryTrace,
     Window,
+    middle_cycle,
 )
 from bench.scaling import ScalePoint
 from bench.startup import ProbeRun
@@ -300,6 +301,7 @@ def memory_rows(results: Results) -> list[Row]:
     rss_ratio_node = agent_rss / rss[NODE_EXPORTER] if agent_rss and rss[NODE_EXPORTER] else None
     rss_ratio_python = agent_rss / rss[PYTHON] if agent_rss and rss[PYTHON] else None
     at = f"{plan.memory_interval_ms} ms interval"
+    middle = middle_cycle(plan.memory_first, plan.memory_last, plan.memory_span)
     return [
         Row(
             "2",
@@ -331,8 +333,24 @@ def memory_rows(results: Results) -> list[Row]:
                 lambda value, noise=noise: verdict(value <= (noise[AGENT_CONTAINER] or 0)),
             ),
         ),
+        Row(
+            "2",
+            f"RSS growth in each half, cycle {plan.memory_first} → {middle} → "
+            f"{plan.memory_last}, KiB",
+            {column: _halves(reps, column) for column in MEMORY_COLUMNS},
+        ),
         Row("2", f"Peak RSS (VmHWM) at cycle {plan.memory_last}, MiB", _formatted(hwm, mib)),
     ]
+
+
+def _halves(repetitions: Sequence[dict[str, MemoryTrace]], column: str) -> str:
+    """Format the median growth of `column` in each half of the run as "first / second" KiB."""
+    halves = [rep[column].growth_by_half for rep in repetitions if column in rep]
+    if not halves:
+        return DASH
+    first = statistics.median(half[0] for half in halves)
+    second = statistics.median(half[1] for half in halves)
+    return f"{first / KIB:+.0f} / {second / KIB:+.0f}"
 
 
 def start_rows(results: Results) -> list[Row]:

@@ -158,6 +158,7 @@ class MemoryTrace:
 
     rss_at_first: float  # median VmRSS over the window that starts at cycle `first`
     anonymous_at_first: float  # median RssAnon over the same window
+    rss_at_middle: float  # median VmRSS over the window that starts halfway to `last`
     rss_at_last: float  # median VmRSS over the window that ends at cycle `last`
     noise: float  # the larger max-min range of VmRSS inside those two windows
     hwm_at_last: int  # VmHWM at cycle `last`
@@ -167,14 +168,32 @@ class MemoryTrace:
     def growth(self) -> float:
         return self.rss_at_last - self.rss_at_first
 
+    @property
+    def growth_by_half(self) -> tuple[float, float]:
+        """Growth in the first and in the second half of the run.
+
+        A leak grows alike in both halves. Caches that fill as the process
+        warms up, such as the allocator's, grow mostly in the first.
+        """
+        return self.rss_at_middle - self.rss_at_first, self.rss_at_last - self.rss_at_middle
+
+
+def middle_cycle(first: int, last: int, span: int) -> int:
+    """Return the cycle that starts the middle window, halfway between the other two starts."""
+    return first + (last - span + 1 - first) // 2
+
 
 def memory_trace(cycles: Sequence[Cycle], first: int, last: int, span: int) -> MemoryTrace:
     early = [cycle.rss_bytes for cycle in cycles[first - 1 : first - 1 + span]]
     late = [cycle.rss_bytes for cycle in cycles[last - span : last]]
+    middle = middle_cycle(first, last, span)
     return MemoryTrace(
         rss_at_first=statistics.median(early),
         anonymous_at_first=statistics.median(
             cycle.anonymous_bytes for cycle in cycles[first - 1 : first - 1 + span]
+        ),
+        rss_at_middle=statistics.median(
+            cycle.rss_bytes for cycle in cycles[middle - 1 : middle - 1 + span]
         ),
         rss_at_last=statistics.median(late),
         noise=max(max(early) - min(early), max(late) - min(late)),

@@ -41,6 +41,7 @@ EXPECTED = [
     ("Metric names (families) exported", ("Agent", "node_exporter", "Python peer")),
     ("RSS after", ("Agent", "node_exporter", "Python peer")),
     ("RSS growth", ("Agent", "node_exporter", "Python peer")),
+    ("RSS growth in each half", ("Agent", "node_exporter", "Python peer")),
     ("Start → first response, process", ("Agent", "node_exporter")),
     ("healthcheck wall time, python -m otel_collector", ("Agent",)),
     ("healthcheck peak RSS, python -m otel_collector", ("Agent",)),
