@@ -41,7 +41,6 @@ EXPECTED = [
     ("Metric names (families) exported", ("Agent", "node_exporter", "Python peer")),
     ("RSS after", ("Agent", "node_exporter", "Python peer")),
     ("RSS growth", ("Agent", "node_exporter", "Python peer")),
-    ("RSS growth in each half", ("Agent", "node_exporter", "Python peer")),
     ("Start → first response, process", ("Agent", "node_exporter")),
     ("healthcheck wall time, python -m otel_collector", ("Agent",)),
     ("healthcheck peak RSS, python -m otel_collector", ("Agent",)),
@@ -158,3 +157,19 @@ def test_grpc_threads_part_of_process_cpu(
             window = windows[column]
             assert 0 < window["grpc_cpu_per_cycle_s"] < window["cpu_per_cycle_s"], column
         assert windows["node_exporter"]["grpc_cpu_per_cycle_s"] == 0
+
+
+def test_growth_by_half_row_shows_both_halves(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    """Each column of the row shows two signed figures in KiB, from a middle window."""
+    result, _, raw = quick_run
+    _, rows = parse_table(result.stdout)
+    row = find_row(rows, "RSS growth in each half")
+    for column in ("Agent", "node_exporter", "Python peer"):
+        assert re.fullmatch(r"[+-]\d+ / [+-]\d+", row[column]), f"{column}: {row[column]!r}"
+    repetitions = json.loads(raw.read_text(encoding="utf-8"))["results"]["memory"]
+    assert repetitions
+    for traces in repetitions:
+        for column, trace in traces.items():
+            assert trace["rss_at_middle"] > 0, column
