@@ -213,8 +213,8 @@ def _process_variants(results: Results) -> list[scaling.Variant]:
                     {"HOST_AGENT_SCRAPERS": "process", "HOST_AGENT_PROCESS_TOP": "0"},
                     plan.every_process_levels,
                     plan.every_process_interval_ms,
-                    warmup=1,
-                    cycles=3,
+                    warmup=plan.every_process_warmup,
+                    cycles=plan.every_process_cycles,
                 )
             )
     return variants

@@ -8,7 +8,7 @@ from pathlib import Path
 from bench import families
 from bench.peers import NODE_EXPORTER_MATCHED_COLLECTORS
 from bench.report import Row, render_markdown, target_summary
-from bench.results import Results
+from bench.results import Plan, Results
 
 # Published sizes of the peers' images. Each entry is (image, size, source).
 # NOTE: neither node_exporter figure states the version it measured together
@@ -127,11 +127,12 @@ def _method(results: Results) -> list[str]:
         "prometheus/node_exporter). Published sizes are below.",
         f"- Figure 6: the agent alone with one scraper (`HOST_AGENT_SCRAPERS`), interval "
         f"{plan.scale_interval_ms} ms, {plan.scale_cycles} cycles after {plan.scale_warmup} "
-        "warm-up cycles, one run per level. `sleep` processes started by the benchmark bring "
-        "the host's process count to each level. The tmpfs mounts live in a mount namespace of "
-        "their own (`unshare --mount --pid --fork --mount-proc`, the agent as its PID 1), so the "
-        "host's mount table never changes; `HOST_AGENT_FILESYSTEM_TYPES_EXCLUDE` is the default "
-        "without tmpfs.",
+        "warm-up cycles, one run per level. The per-process scraper runs at an interval of "
+        f"{plan.per_process_interval_ms} ms{_every_process(plan)}. `sleep` processes started by "
+        "the benchmark bring the host's process count to each level. The tmpfs mounts live in "
+        "a mount namespace of their own (`unshare --mount --pid --fork --mount-proc`, the "
+        "agent as its PID 1), so the host's mount table never changes; "
+        "`HOST_AGENT_FILESYSTEM_TYPES_EXCLUDE` is the default without tmpfs.",
         "- Figure 7: bytes the exporter sent through the proxy per cycle (HTTP/2 or HTTP "
         "framing included, TCP/IP headers not), with no compression and with gzip "
         "(`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`; node_exporter scraped with "
@@ -139,6 +140,17 @@ def _method(results: Results) -> list[str]:
         "decoded request; the gzip row compresses that serialized request in the benchmark.",
         "",
     ]
+
+
+def _every_process(plan: Plan) -> str:
+    """Describe how the per-process variant with top 0 runs, or nothing when it does not."""
+    if not plan.every_process_levels:
+        return ""
+    return (
+        f"; with top 0 at {plan.every_process_interval_ms} ms, {plan.every_process_cycles} "
+        f"cycles after {plan.every_process_warmup} warm-up cycle(s), because one of its cycles "
+        "can take longer than a second"
+    )
 
 
 def _notes(results: Results) -> list[str]:
