@@ -264,7 +264,8 @@ SETTINGS: tuple[Setting, ...] = (
             "capped at the export interval and at the OTLP timeout."),
     Setting("endpoint", ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
             "--otlp-endpoint", "http://localhost:4317", _endpoint,
-            "a URL with scheme http or https, such as http://localhost:4317",
+            "a URL with scheme http or https, a host, a port from 1 to 65535 if any and no "
+            "user or password, such as http://localhost:4317",
             "OTLP/gRPC endpoint of the gateway or backend."),
     Setting("headers", ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"),
             "--otlp-headers", "", _headers, "key=value pairs separated by commas",
