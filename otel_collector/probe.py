@@ -800,7 +800,8 @@ def _exit_status(response: _Response, target: str, service: str) -> int:
         return EXIT_NOT_SERVING
     if code != _GRPC_OK or response.serving_status is None:
         name = _GRPC_STATUS_NAMES[code] if code < len(_GRPC_STATUS_NAMES) else f"status {code}"
-        _report(f"Check RPC to {target} failed: {name}: {_one_line(response.grpc_message)}")
+        detail = _one_line(response.grpc_message)
+        _report(f"Check RPC to {target} failed: {name}" + (f": {detail}" if detail else ""))
         return EXIT_RPC_FAILED
 
     status = response.serving_status

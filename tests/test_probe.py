@@ -170,6 +170,26 @@ def test_probe_unimplemented_exits_4():
     assert "UNIMPLEMENTED" in result.stderr
 
 
+def test_probe_status_without_message_ends_at_its_name():
+    def deny(_request: bytes, context: grpc.ServicerContext) -> bytes:
+        context.set_code(grpc.StatusCode.PERMISSION_DENIED)
+        return b""
+
+    handler = grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(deny)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        result = run_probe("--address", f"127.0.0.1:{port}")
+    finally:
+        server.stop(None)
+
+    assert result.returncode == probe.EXIT_RPC_FAILED, result.stderr
+    assert result.stderr == f"healthcheck: Check RPC to 127.0.0.1:{port} failed: PERMISSION_DENIED\n"
+
+
 def test_probe_slow_check_exits_4():
     def slow_check(
         request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
