@@ -9,9 +9,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -49,6 +50,32 @@ def run_probe(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         timeout=60,
         check=False,
     )
+
+
+def probe_against_check(
+    check: Callable[[health_pb2.HealthCheckRequest, grpc.ServicerContext], Any], *args: str
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run the probe, with `args`, against a grpcio server whose Check is `check`.
+
+    Return the probe's run and the server's port.
+    """
+    handler = grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health",
+        {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                check,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+            )
+        },
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        return run_probe("--address", f"127.0.0.1:{port}", *args), port
+    finally:
+        server.stop(None)
 
 
 def wait_until_serving(port: int, service: str = "") -> None:
@@ -171,20 +198,13 @@ def test_probe_unimplemented_exits_4():
 
 
 def test_probe_status_without_message_ends_at_its_name():
-    def deny(_request: bytes, context: grpc.ServicerContext) -> bytes:
+    def deny(
+        _request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
         context.set_code(grpc.StatusCode.PERMISSION_DENIED)
-        return b""
+        return health_pb2.HealthCheckResponse()
 
-    handler = grpc.method_handlers_generic_handler(
-        "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(deny)}
-    )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), handlers=[handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        result = run_probe("--address", f"127.0.0.1:{port}")
-    finally:
-        server.stop(None)
+    result, port = probe_against_check(deny)
 
     assert result.returncode == probe.EXIT_RPC_FAILED, result.stderr
     assert result.stderr == f"healthcheck: Check RPC to 127.0.0.1:{port} failed: PERMISSION_DENIED\n"
@@ -197,23 +217,7 @@ def test_probe_slow_check_exits_4():
         time.sleep(3)
         return health_pb2.HealthCheckResponse(status=SERVING)
 
-    handler = grpc.method_handlers_generic_handler(
-        "grpc.health.v1.Health",
-        {
-            "Check": grpc.unary_unary_rpc_method_handler(
-                slow_check,
-                request_deserializer=health_pb2.HealthCheckRequest.FromString,
-                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
-            )
-        },
-    )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), handlers=[handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        result = run_probe("--address", f"127.0.0.1:{port}", "--timeout", "1")
-    finally:
-        server.stop(None)
+    result, _port = probe_against_check(slow_check, "--timeout", "1")
 
     assert result.returncode == probe.EXIT_RPC_FAILED, result.stderr
     assert "DEADLINE_EXCEEDED" in result.stderr
@@ -356,23 +360,7 @@ def test_probe_long_grpc_message_from_grpc_server():
     ) -> health_pb2.HealthCheckResponse:
         context.abort(grpc.StatusCode.INTERNAL, detail)
 
-    handler = grpc.method_handlers_generic_handler(
-        "grpc.health.v1.Health",
-        {
-            "Check": grpc.unary_unary_rpc_method_handler(
-                failing_check,
-                request_deserializer=health_pb2.HealthCheckRequest.FromString,
-                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
-            )
-        },
-    )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), handlers=[handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        result = run_probe("--address", f"127.0.0.1:{port}")
-    finally:
-        server.stop(None)
+    result, _port = probe_against_check(failing_check)
 
     assert result.returncode == probe.EXIT_RPC_FAILED, result.stderr
     assert len(result.stderr.splitlines()) == 1
