@@ -296,6 +296,8 @@ def memory_rows(results: Results) -> list[Row]:
     growth = column_median(lambda trace: trace.growth)
     hwm = column_median(lambda trace: float(trace.hwm_at_last))
     anonymous = column_median(lambda trace: trace.anonymous_at_first)
+    first_half = column_median(lambda trace: trace.growth_by_half[0])
+    second_half = column_median(lambda trace: trace.growth_by_half[1])
     noise = {column: memory_noise(reps, column) for column in MEMORY_COLUMNS}
     agent_rss = rss[AGENT]
     rss_ratio_node = agent_rss / rss[NODE_EXPORTER] if agent_rss and rss[NODE_EXPORTER] else None
@@ -337,19 +339,19 @@ def memory_rows(results: Results) -> list[Row]:
             "2",
             f"RSS growth in each half, cycle {plan.memory_first} → {middle} → "
             f"{plan.memory_last}, KiB",
-            {column: _halves(reps, column) for column in MEMORY_COLUMNS},
+            {
+                column: _kib_pair(first_half[column], second_half[column])
+                for column in MEMORY_COLUMNS
+            },
         ),
         Row("2", f"Peak RSS (VmHWM) at cycle {plan.memory_last}, MiB", _formatted(hwm, mib)),
     ]
 
 
-def _halves(repetitions: Sequence[dict[str, MemoryTrace]], column: str) -> str:
-    """Format the median growth of `column` in each half of the run as "first / second" KiB."""
-    halves = [rep[column].growth_by_half for rep in repetitions if column in rep]
-    if not halves:
+def _kib_pair(first: float | None, second: float | None) -> str:
+    """Format two signed sizes in KiB as "first / second", or a dash when one is missing."""
+    if first is None or second is None:
         return DASH
-    first = statistics.median(half[0] for half in halves)
-    second = statistics.median(half[1] for half in halves)
     return f"{first / KIB:+.0f} / {second / KIB:+.0f}"
 
 

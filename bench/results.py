@@ -37,10 +37,9 @@ class Plan:
     probe_count: int = 20
     process_levels: tuple[int, ...] = (100, 1000, 5000)
     # The per-process scraper reads /proc/PID/stat of every process and the
-    # top 50 processes in full. With top 0 it reads every process in full,
-    # which took 0.35 to 1.1 s of CPU per cycle at 1,000 processes on the
-    # machines measured so far, so that variant runs at 1,000 processes only,
-    # with a longer interval and fewer cycles.
+    # top 50 processes in full. With top 0 it reads every process in full, which
+    # took 0.35 to 1.1 s of CPU a cycle at 1,000 processes on the machines
+    # measured, so that variant runs at 1,000 processes only, in fewer, longer cycles.
     per_process_levels: tuple[int, ...] = (1000, 5000)
     per_process_interval_ms: int = 2000
     every_process_levels: tuple[int, ...] = (1000,)

@@ -158,7 +158,7 @@ class MemoryTrace:
 
     rss_at_first: float  # median VmRSS over the window that starts at cycle `first`
     anonymous_at_first: float  # median RssAnon over the same window
-    rss_at_middle: float  # median VmRSS over the window that starts halfway to `last`
+    rss_at_middle: float  # median VmRSS over the window that starts at middle_cycle()
     rss_at_last: float  # median VmRSS over the window that ends at cycle `last`
     noise: float  # the larger max-min range of VmRSS inside those two windows
     hwm_at_last: int  # VmHWM at cycle `last`

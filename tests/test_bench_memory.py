@@ -13,7 +13,7 @@ FIRST, LAST, SPAN = 100, 1000, 10
 
 
 def cycles(rss: Callable[[int], int]) -> list[Cycle]:
-    """Cycles 1..LAST whose VmRSS is rss(number)."""
+    """Return cycles 1..LAST whose VmRSS is rss(number)."""
     return [
         Cycle(
             number=number,
@@ -33,7 +33,7 @@ def cycles(rss: Callable[[int], int]) -> list[Cycle]:
 
 
 @pytest.mark.parametrize(("first", "last", "span"), [(100, 1000, 10), (10, 30, 5), (1, 20, 1)])
-def test_middle_cycle_is_halfway_between_window_starts(
+def test_middle_cycle_halfway(
     first: int, last: int, span: int
 ) -> None:
     middle = middle_cycle(first, last, span)
@@ -42,7 +42,7 @@ def test_middle_cycle_is_halfway_between_window_starts(
     assert abs((middle - first) - (last_window_start - middle)) <= 1
 
 
-def test_growth_by_half_of_a_leak_is_even() -> None:
+def test_growth_by_half_leak() -> None:
     trace = memory_trace(cycles(lambda number: 40_000_000 + 100 * number), FIRST, LAST, SPAN)
     first_half, second_half = trace.growth_by_half
     assert first_half == pytest.approx(44_500, abs=100)
@@ -50,7 +50,7 @@ def test_growth_by_half_of_a_leak_is_even() -> None:
     assert first_half + second_half == trace.growth
 
 
-def test_growth_by_half_of_a_warm_up_is_uneven() -> None:
+def test_growth_by_half_warm_up() -> None:
     # RSS rises by 64 KiB up to cycle 300, then stays.
     trace = memory_trace(
         cycles(lambda number: 40_000_000 + 64 * 1024 * min(number, 300) // 300), FIRST, LAST, SPAN

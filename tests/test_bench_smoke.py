@@ -159,7 +159,7 @@ def test_grpc_threads_part_of_process_cpu(
         assert windows["node_exporter"]["grpc_cpu_per_cycle_s"] == 0
 
 
-def test_growth_by_half_row_shows_both_halves(
+def test_growth_by_half_row(
     quick_run: tuple[subprocess.CompletedProcess[str], Path, Path],
 ) -> None:
     """Each column of the row shows two signed figures in KiB, from a middle window."""

@@ -197,7 +197,7 @@ def test_probe_unimplemented_exits_4():
     assert "UNIMPLEMENTED" in result.stderr
 
 
-def test_probe_status_without_message_ends_at_its_name():
+def test_probe_status_without_message():
     def deny(
         _request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
