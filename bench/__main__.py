@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from bench import container, environment, families, runs, scaling, startup
-from bench.document import render_page
+from bench.document import counted, render_page
 from bench.peers import NODE_EXPORTER, PeerFailedError
 from bench.report import build_rows, render_text, target_summary
 from bench.results import Plan, Results
@@ -122,7 +122,7 @@ def _run_cycles(results: Results, log_dir: Path) -> None:
 def _run_default_interval(results: Results, log_dir: Path) -> None:
     plan = results.plan
     _progress(
-        f"figure 1: {plan.default_interval_cycles} cycle(s) at the default interval, "
+        f"figure 1: {counted(plan.default_interval_cycles, 'cycle')} at the default interval, "
         f"{plan.default_interval_ms} ms"
     )
     warmup = 1

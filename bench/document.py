@@ -34,6 +34,11 @@ PUBLISHED_IMAGE_SIZES = (
 )
 
 
+def counted(count: int, noun: str) -> str:
+    """Return the count with the noun, adding "s" to the noun unless the count is 1."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _table(facts: Mapping[str, str]) -> list[str]:
     lines = ["| Item | Value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in facts.items()]
@@ -59,19 +64,20 @@ def _method(results: Results) -> list[str]:
         "threads of gRPC's C core in the agent and the Python peer. Those are the threads "
         "named event_engine, lifeguard and grpc_global_timer, read at the same moments from "
         "`/proc/PID/task/TID/schedstat`, which counts the same nanoseconds as the CPU-time clock.",
-        f"- Figure 1: interval {plan.interval_ms} ms for every process; {plan.repetitions} "
-        f"repetitions with fresh processes, each measuring {plan.cycles} cycles after "
-        f"{plan.warmup} warm-up cycles. Values are medians over the repetitions; ratios are "
-        "medians of the per-repetition ratios, so each ratio compares processes that ran at "
+        f"- Figure 1: interval {plan.interval_ms} ms for every process; "
+        f"{counted(plan.repetitions, 'repetition')} with fresh processes, each measuring "
+        f"{counted(plan.cycles, 'cycle')} after {counted(plan.warmup, 'warm-up cycle')}. "
+        "Values are medians over the repetitions; ratios are medians of the per-repetition "
+        "ratios, so each ratio compares processes that ran at "
         "the same time. When the image exists, the agent's container runs in the same runs "
         "without compression (see figure 2 for how it runs).",
         f"- Figure 1 at the default interval: one run of the agent, node_exporter and the "
         f"Python peer side by side at {plan.default_interval_ms} ms, measuring "
-        f"{plan.default_interval_cycles} cycles after 1 warm-up cycle. Each cycle is measured "
-        "on its own: values are medians over the cycles, and ratios medians of the per-cycle "
-        "ratios. That is the default export interval of the agent and of the Python peer, "
-        "and node_exporter is scraped at the same interval. At this interval the idle work "
-        "between cycles weighs far more than at 1 s.",
+        f"{counted(plan.default_interval_cycles, 'cycle')} after 1 warm-up cycle. Each cycle "
+        "is measured on its own: values are medians over the cycles, and ratios medians of "
+        "the per-cycle ratios. That is the default export interval of the agent and of the "
+        "Python peer, and node_exporter is scraped at the same interval. At this interval the "
+        "idle work between cycles weighs far more than at 1 s.",
         "- The agent runs as `python -m otel_collector` with its defaults except the interval, "
         "the endpoint and a loopback health port. The Python peer is `bench/python_peer.py`: "
         "a MeterProvider with a PeriodicExportingMetricReader and an OTLPMetricExporter (gRPC), "
@@ -94,7 +100,8 @@ def _method(results: Results) -> list[str]:
         "every OTLP data point carries as its timestamp, when the agent's timestamps were at "
         f"most {families.MAX_CLOCK_SKEW_S:g} s from the benchmark's clock on arrival.",
         f"- Figure 2: interval {plan.memory_interval_ms} ms for every process, one run of "
-        f"{plan.memory_last} cycles in each of {plan.memory_repetitions} repetition(s). RSS "
+        f"{plan.memory_last} cycles in each of {counted(plan.memory_repetitions, 'repetition')}. "
+        "RSS "
         f"after {plan.memory_first} cycles is the median VmRSS over cycles {plan.memory_first} to "
         f"{plan.memory_first + plan.memory_span - 1}; growth is the median over the last "
         f"{plan.memory_span} cycles minus that value. Noise is the largest of the max-min "
@@ -126,8 +133,9 @@ def _method(results: Results) -> list[str]:
         "official image adds that binary to a busybox base (`Dockerfile` of "
         "prometheus/node_exporter). Published sizes are below.",
         f"- Figure 6: the agent alone with one scraper (`HOST_AGENT_SCRAPERS`), interval "
-        f"{plan.scale_interval_ms} ms, {plan.scale_cycles} cycles after {plan.scale_warmup} "
-        "warm-up cycles, one run per level. The per-process scraper runs at an interval of "
+        f"{plan.scale_interval_ms} ms, {counted(plan.scale_cycles, 'cycle')} after "
+        f"{counted(plan.scale_warmup, 'warm-up cycle')}, one run per level. The per-process "
+        "scraper runs at an interval of "
         f"{plan.per_process_interval_ms} ms{_every_process(plan)}. `sleep` processes started by "
         "the benchmark bring the host's process count to each level. The tmpfs mounts live in "
         "a mount namespace of their own (`unshare --mount --pid --fork --mount-proc`, the "
@@ -147,8 +155,9 @@ def _every_process(plan: Plan) -> str:
     if not plan.every_process_levels:
         return ""
     return (
-        f"; with top 0 at {plan.every_process_interval_ms} ms, {plan.every_process_cycles} "
-        f"cycles after {plan.every_process_warmup} warm-up cycle(s), because one of its cycles "
+        f"; with top 0 at {plan.every_process_interval_ms} ms, "
+        f"{counted(plan.every_process_cycles, 'cycle')} after "
+        f"{counted(plan.every_process_warmup, 'warm-up cycle')}, because one of its cycles "
         "can take longer than a second"
     )
 
