@@ -65,6 +65,33 @@ _SDK_COLLECT_TIMEOUT_MS = 120_000.0
 
 ResultCallback = Callable[[bool, int], None]
 
+# The client certificate settings, as the hint names them.
+_CLIENT_CERTIFICATE_SETTINGS = (
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY "
+    "(or --otlp-client-certificate and --otlp-client-key)"
+)
+
+
+def tls_closed_hint(client_certificate_set: bool) -> str:
+    """Return the hint for a TLS connection that the gateway closed right after the handshake.
+
+    In TLS 1.3 the gateway checks the client's certificate after the client
+    has finished its side of the handshake. gRPC then reports only that the
+    socket closed, and the gateway's reason stays in the gateway's log.
+    """
+    if client_certificate_set:
+        return (
+            "the gateway closed the TLS connection, as a gateway does when it does not trust "
+            "the client certificate; check that the CA it trusts for clients issued the "
+            "certificate in OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+        )
+    return (
+        "the gateway closed the TLS connection, as a gateway does when it requires a client "
+        "certificate (mutual TLS) and gets none; if it requires one, set "
+        + _CLIENT_CERTIFICATE_SETTINGS
+    )
+
+
 _TEMPORALITY: dict[str, dict[type, AggregationTemporality]] = {
     "cumulative": dict.fromkeys(
         (Counter, ObservableCounter, Histogram, UpDownCounter, ObservableUpDownCounter,
@@ -254,9 +281,12 @@ class _CancellableStub:
     in flight with CANCELLED; the exporter then opens a new channel.
     """
 
-    def __init__(self, stub: Any, channel: grpc.Channel) -> None:
+    def __init__(
+        self, stub: Any, channel: grpc.Channel, on_error: Callable[[grpc.RpcError], None]
+    ) -> None:
         self._stub = stub
         self._channel = channel
+        self._on_error = on_error
         self._cancelled = False
 
     def Export(  # noqa: N802 - the name of the gRPC method
@@ -264,9 +294,10 @@ class _CancellableStub:
     ) -> Any:
         try:
             return self._stub.Export(request, **kwargs)
-        except grpc.RpcError:
+        except grpc.RpcError as error:
             if self._cancelled:
                 raise _ExportCancelledError from None
+            self._on_error(error)
             raise
 
     def cancel(self) -> None:
@@ -285,11 +316,20 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
     """
 
     def __init__(
-        self, *, max_request_bytes: int, on_result: ResultCallback, **kwargs: Any
+        self,
+        *,
+        max_request_bytes: int,
+        on_result: ResultCallback,
+        tls_hint: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._target = str(kwargs.get("endpoint", ""))
         self._max_request_bytes = max_request_bytes
         self._on_result = on_result
+        # Logged with the first closed TLS connection after each delivered export.
+        self._tls_hint = tls_hint
+        self._tls_hint_due = True
         # The SDK's _export reads self._timeout as the deadline of one request;
         # export() sets it to what is left of the whole export's deadline.
         self._request_timeout_s: float = self._timeout
@@ -301,7 +341,25 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
 
     def _initialize_channel_and_stub(self) -> None:
         super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-        self._client = _CancellableStub(self._client, self._channel)  # type: ignore[assignment]
+        self._client = _CancellableStub(  # type: ignore[assignment]
+            self._client, self._channel, self._note_rpc_error
+        )
+
+    def _note_rpc_error(self, error: grpc.RpcError) -> None:
+        """Log the TLS hint for a connection that the gateway closed, once per run of failures."""
+        if self._tls_hint is None or not self._tls_hint_due:
+            return
+        if error.code() is not grpc.StatusCode.UNAVAILABLE:
+            return
+        if "Socket closed" not in (error.details() or ""):
+            return
+        self._tls_hint_due = False
+        _logger.warning(
+            "export_tls_connection_closed",
+            endpoint=self._target,
+            details=error.details(),
+            hint=self._tls_hint,
+        )
 
     def _translate_data(self, data: MetricsData | EncodedPart) -> Any:
         if isinstance(data, EncodedPart):
@@ -340,6 +398,8 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
                 result = self._export(data=part)  # type: ignore[arg-type]
                 self.requests_sent += 1
             success = result is MetricExportResult.SUCCESS
+            if success:
+                self._tls_hint_due = True
             self._on_result(success, part.points)
             if not success:
                 outcome = MetricExportResult.FAILURE
@@ -536,6 +596,7 @@ def build_exporter(config: Config, on_result: ResultCallback) -> MetricExporter:
         preferred_temporality=temporality,
         max_request_bytes=config.max_request_bytes,
         on_result=on_result,
+        tls_hint=None if insecure else tls_closed_hint(bool(config.client_certificate)),
         channel_options=(
             ("grpc.initial_reconnect_backoff_ms", 500),
             ("grpc.max_reconnect_backoff_ms", reconnect_ms),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import structlog.testing
 from agent_process import AgentProcess, run_cli
 from fault_helpers import (
     SERVING,
@@ -31,9 +32,13 @@ from fault_helpers import (
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from opentelemetry.metrics import Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult, MetricsData
 from otlp_receiver import OtlpReceiver, PkiPaths, make_test_pki
 
 from otel_collector import catalogue, config
+from otel_collector import exporter as exporter_module
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +103,75 @@ def test_tls_and_mutual_tls(tmp_path: Path, pki: PkiPaths) -> None:
     assert failures, "the TLS failure was not logged"
     assert receivers["wrong_ca"].endpoint.removeprefix("https://") in failures[0]["message"]
     assert "CERTIFICATE_VERIFY_FAILED" in failures[0]["message"]
+
+    # A gateway that refuses the client's certificate, or its absence, only closes the
+    # connection. The agent then logs a hint, once per run of failures.
+    hints = {name: [line for line in agent.lines() if line["event"] == "export_tls_connection_closed"]
+             for name, agent in agents.items()}
+    assert len(hints["no_client_cert"]) == 1
+    assert hints["no_client_cert"][0]["endpoint"] == receivers["no_client_cert"].endpoint
+    assert "requires a client certificate" in hints["no_client_cert"][0]["hint"]
+    assert "OTEL_EXPORTER_OTLP_CLIENT_KEY" in hints["no_client_cert"][0]["hint"]
+    assert len(hints["other_client_cert"]) == 1
+    assert "does not trust the client certificate" in hints["other_client_cert"][0]["hint"]
+    for name in ("tls", "wrong_ca", "mtls"):
+        assert hints[name] == [], name
+
+
+@pytest.mark.faults
+@pytest.mark.slow
+def test_tls_hint_again_after_delivery(pki: PkiPaths) -> None:
+    """The closed-connection hint is logged once per run of failures, and again after a delivery.
+
+    The gateway on one port requires a client certificate, then only TLS,
+    then a client certificate again. The exporter has none.
+    """
+    hint = exporter_module.tls_closed_hint(client_certificate_set=False)
+    mutual = OtlpReceiver(tls=pki.server_tls(require_client_cert=True))
+    mutual.start()
+    port = mutual.port
+    exporter = exporter_module.SizeLimitedOtlpExporter(
+        endpoint=f"https://127.0.0.1:{port}",
+        credentials=grpc.ssl_channel_credentials(root_certificates=pki.ca_cert.read_bytes()),
+        timeout=2,
+        max_request_bytes=4_000_000,
+        on_result=lambda success, points: None,
+        tls_hint=hint,
+    )
+    results = []
+    try:
+        with structlog.testing.capture_logs() as logs:
+            results += [exporter.export(_one_point()), exporter.export(_one_point())]
+            mutual.stop()
+            with OtlpReceiver(port, tls=pki.server_tls()) as server_only:
+                results.append(exporter.export(_one_point()))
+                assert len(server_only.requests) == 1
+            mutual.start()
+            results.append(exporter.export(_one_point()))
+    finally:
+        exporter.shutdown()
+        mutual.stop()
+
+    failure, success = MetricExportResult.FAILURE, MetricExportResult.SUCCESS
+    assert results == [failure, failure, success, failure]
+    hints = [entry for entry in logs if entry["event"] == "export_tls_connection_closed"]
+    assert len(hints) == 2
+    assert hints[0]["hint"] == hint
+    assert "Socket closed" in hints[0]["details"]
+    assert mutual.requests == []
+
+
+def _one_point() -> MetricsData:
+    """Collect one gauge point through the SDK."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    provider.get_meter("tls-hint-test").create_observable_gauge(
+        "test.gauge", callbacks=[lambda _options: [Observation(1)]]
+    )
+    data = reader.get_metrics_data()
+    provider.shutdown()
+    assert data is not None
+    return data
 
 
 SECRET = "s3cr3t-Api-Key-4711"
