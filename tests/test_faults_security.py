@@ -79,8 +79,11 @@ def test_tls_and_mutual_tls(tmp_path: Path, pki: PkiPaths) -> None:
     }
     agents: dict[str, SplitOutputAgent] = {}
     try:
-        for name, receiver in receivers.items():
+        # Every receiver holds its port before any agent picks a free health port,
+        # so no agent can pick a port that a receiver then takes.
+        for receiver in receivers.values():
             receiver.start()
+        for name, receiver in receivers.items():
             agents[name] = _start(tmp_path, receiver, settings[name])
         receivers["tls"].wait_for_requests(2, timeout=30)
         receivers["mtls"].wait_for_requests(2, timeout=30)
@@ -133,10 +136,15 @@ def test_tls_hint_again_after_delivery(pki: PkiPaths) -> None:
     exporter = exporter_module.SizeLimitedOtlpExporter(
         endpoint=f"https://127.0.0.1:{port}",
         credentials=grpc.ssl_channel_credentials(root_certificates=pki.ca_cert.read_bytes()),
-        timeout=2,
+        timeout=3,
         max_request_bytes=4_000_000,
         on_result=lambda success, points: None,
         tls_hint=hint,
+        # As the agent sets them, so that the channel retries the new gateway within a second.
+        channel_options=(
+            ("grpc.initial_reconnect_backoff_ms", 500),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ),
     )
     results = []
     try:
