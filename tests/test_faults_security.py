@@ -79,7 +79,7 @@ def test_tls_and_mutual_tls(tmp_path: Path, pki: PkiPaths) -> None:
     }
     agents: dict[str, SplitOutputAgent] = {}
     try:
-        # Every receiver holds its port before any agent picks a free health port,
+        # Every receiver binds its port before any agent picks a free health port,
         # so no agent can pick a port that a receiver then takes.
         for receiver in receivers.values():
             receiver.start()
