@@ -19,18 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
-from otlp_receiver import OtlpReceiver, RequestRecord  # noqa: E402
+# free_port is imported for the benchmark's other modules, which import it from here.
+from otlp_receiver import OtlpReceiver, RequestRecord, free_port  # noqa: E402, F401
 
 LOOPBACK = "127.0.0.1"
 _CHUNK_BYTES = 64 * 1024
 _ACCEPT_POLL_SECONDS = 0.2
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 class CountingProxy:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import random
 import socket
 import threading
 import time
@@ -58,16 +59,38 @@ _POLL_INTERVAL_SECONDS = 0.2
 _T = TypeVar("_T")
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+# The kernel picks ports for port 0 and for the source of each outgoing
+# connection from this range (ip(7)). Ports handed out below it do not
+# collide with those.
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# How far below the ephemeral range free_port() looks.
+_FREE_PORT_SPAN = 10_000
+_handed_out: set[int] = set()
 
-    Another process can take the port before the caller binds it, so use this
-    only where a receiver must be started later on a known port.
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago, for the caller to bind.
+
+    The port lies below the kernel's ephemeral range, so that a server on port
+    0 or an outgoing connection started meanwhile cannot take it. Each port is
+    handed out once per test process. Another process can still bind it first.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
+    try:
+        first_ephemeral = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768  # Linux's default
+    low = max(1024, first_ephemeral - _FREE_PORT_SPAN)
+    candidates = [port for port in range(low, first_ephemeral) if port not in _handed_out]
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free TCP port found on {HOST} between {low} and {first_ephemeral - 1}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from otlp_receiver import (
     OtlpReceiver,
     PkiPaths,
     Point,
+    free_port,
     make_test_pki,
 )
 from rotel_peer import RotelPeer, parse_debug_output
@@ -617,3 +619,14 @@ def test_rotel_start_failure_shows_output() -> None:
 
     assert "--no-such-flag" in str(failure.value)
     assert peer.returncode not in (None, 0)
+
+
+def test_free_port_below_ephemeral_range() -> None:
+    """Ports handed out lie below the kernel's ephemeral range, differ, and can be bound."""
+    first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(20)]
+    assert len(set(ports)) == len(ports)
+    for port in ports:
+        assert 1024 <= port < first_ephemeral
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
