@@ -68,9 +68,9 @@ def _method(results: Results) -> list[str]:
         f"{counted(plan.repetitions, 'repetition')} with fresh processes, each measuring "
         f"{counted(plan.cycles, 'cycle')} after {counted(plan.warmup, 'warm-up cycle')}. "
         "Values are medians over the repetitions; ratios are medians of the per-repetition "
-        "ratios, so each ratio compares processes that ran at "
-        "the same time. When the image exists, the agent's container runs in the same runs "
-        "without compression (see figure 2 for how it runs).",
+        "ratios, so each ratio compares processes that ran at the same time. When the image "
+        "exists, the agent's container runs in the same runs without compression (see "
+        "figure 2 for how it runs).",
         f"- Figure 1 at the default interval: one run of the agent, node_exporter and the "
         f"Python peer side by side at {plan.default_interval_ms} ms, measuring "
         f"{counted(plan.default_interval_cycles, 'cycle')} after 1 warm-up cycle. Each cycle "
@@ -101,8 +101,8 @@ def _method(results: Results) -> list[str]:
         f"most {families.MAX_CLOCK_SKEW_S:g} s from the benchmark's clock on arrival.",
         f"- Figure 2: interval {plan.memory_interval_ms} ms for every process, one run of "
         f"{plan.memory_last} cycles in each of {counted(plan.memory_repetitions, 'repetition')}. "
-        "RSS "
-        f"after {plan.memory_first} cycles is the median VmRSS over cycles {plan.memory_first} to "
+        f"RSS after {plan.memory_first} cycles is the median VmRSS over cycles "
+        f"{plan.memory_first} to "
         f"{plan.memory_first + plan.memory_span - 1}; growth is the median over the last "
         f"{plan.memory_span} cycles minus that value. Noise is the largest of the max-min "
         "ranges inside those windows and the spread of the first value across repetitions; "

@@ -65,13 +65,6 @@ _SDK_COLLECT_TIMEOUT_MS = 120_000.0
 
 ResultCallback = Callable[[bool, int], None]
 
-# The client certificate settings, as the hint names them.
-_CLIENT_CERTIFICATE_SETTINGS = (
-    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY "
-    "(or --otlp-client-certificate and --otlp-client-key)"
-)
-
-
 def tls_closed_hint(client_certificate_set: bool) -> str:
     """Return the hint for a TLS connection that the gateway closed right after the handshake.
 
@@ -88,7 +81,8 @@ def tls_closed_hint(client_certificate_set: bool) -> str:
     return (
         "the gateway closed the TLS connection, as a gateway does when it requires a client "
         "certificate (mutual TLS) and gets none; if it requires one, set "
-        + _CLIENT_CERTIFICATE_SETTINGS
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY "
+        "(or --otlp-client-certificate and --otlp-client-key)"
     )
 
 
@@ -327,7 +321,7 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
         self._target = str(kwargs.get("endpoint", ""))
         self._max_request_bytes = max_request_bytes
         self._on_result = on_result
-        # Logged with the first closed TLS connection after each delivered export.
+        # The hint is logged with the first closed TLS connection after each delivered export.
         self._tls_hint = tls_hint
         self._tls_hint_due = True
         # The SDK's _export reads self._timeout as the deadline of one request;

@@ -59,11 +59,10 @@ _POLL_INTERVAL_SECONDS = 0.2
 _T = TypeVar("_T")
 
 
-# The kernel picks ports for port 0 and for the source of each outgoing
-# connection from this range (ip(7)). Ports handed out below it do not
-# collide with those.
+# The kernel takes the ports of servers on port 0, and the source ports of
+# outgoing connections, from this range (ip(7)).
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-# How far below the ephemeral range free_port() looks.
+# The number of ports below the ephemeral range that free_port() picks from.
 _FREE_PORT_SPAN = 10_000
 _handed_out: set[int] = set()
 
@@ -80,9 +79,15 @@ def free_port() -> int:
     except (OSError, ValueError, IndexError):
         first_ephemeral = 32768  # Linux's default
     low = max(1024, first_ephemeral - _FREE_PORT_SPAN)
-    candidates = [port for port in range(low, first_ephemeral) if port not in _handed_out]
-    random.shuffle(candidates)
-    for port in candidates[:200]:
+    if low >= first_ephemeral:
+        raise RuntimeError(
+            f"the ephemeral port range in {_EPHEMERAL_RANGE} starts at {first_ephemeral}, "
+            "which leaves no port above 1023 below it; raise its first number"
+        )
+    for _attempt in range(200):
+        port = random.randrange(low, first_ephemeral)  # noqa: S311 - a port, not a secret
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((HOST, port))
@@ -90,7 +95,10 @@ def free_port() -> int:
                 continue
         _handed_out.add(port)
         return port
-    raise RuntimeError(f"no free TCP port found on {HOST} between {low} and {first_ephemeral - 1}")
+    raise RuntimeError(
+        f"no free TCP port found on {HOST} in 200 tries between {low} and "
+        f"{first_ephemeral - 1}; stop the servers listening there or raise _FREE_PORT_SPAN"
+    )
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def test_tls_and_mutual_tls(tmp_path: Path, pki: PkiPaths) -> None:
     assert receivers["wrong_ca"].endpoint.removeprefix("https://") in failures[0]["message"]
     assert "CERTIFICATE_VERIFY_FAILED" in failures[0]["message"]
 
-    # A gateway that refuses the client's certificate, or its absence, only closes the
+    # A gateway that rejects the client's certificate, or its absence, only closes the
     # connection. The agent then logs a hint, once per run of failures.
     hints = {name: [line for line in agent.lines() if line["event"] == "export_tls_connection_closed"]
              for name, agent in agents.items()}
