@@ -54,10 +54,19 @@ class MetricSpec:
     enabled: bool = True
     # Attributes exported only when their setting turns them on (per-CPU detail).
     opt_in_attributes: tuple[Attribute, ...] = field(default=())
+    # Attributes of the thing measured, such as a process's pid. Scrapers record
+    # them on the points, and the exporter moves them to a resource per thing
+    # (process_resources.py). The opt-in ones follow a setting, as above.
+    resource_attributes: tuple[Attribute, ...] = field(default=())
+    opt_in_resource_attributes: tuple[Attribute, ...] = field(default=())
 
     @property
     def attribute_keys(self) -> tuple[str, ...]:
         return tuple(a.key for a in self.attributes + self.opt_in_attributes)
+
+    @property
+    def resource_attribute_keys(self) -> tuple[str, ...]:
+        return tuple(a.key for a in self.resource_attributes + self.opt_in_resource_attributes)
 
 
 CPU_MODE = Attribute(
@@ -101,7 +110,7 @@ UDP_ERROR_TYPE = Attribute(
 )
 PROCESS_STATE = Attribute("process.state", ("running", "sleeping", "stopped", "defunct"))
 CONTEXT_SWITCH_TYPE = Attribute("process.context_switch.type", ("voluntary", "involuntary"))
-# Identity of a process, on every process.* point (see scrapers/process.py for why).
+# Identity of a process: the resource of its process.* metrics.
 PROCESS_IDENTITY = (
     Attribute("process.pid"),
     Attribute("process.parent_pid"),
@@ -459,54 +468,62 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "system.uptime", Kind.GAUGE, "s", "Seconds since the host booted.", "system",
     ),
-    # process (opt-in scraper); identity attributes on every point
+    # process (opt-in scraper); a resource per process
     MetricSpec(
         "process.cpu.time", Kind.COUNTER, "s", "CPU seconds the process used, by mode.",
-        "process", (*PROCESS_IDENTITY, CPU_MODE), opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", (CPU_MODE,), resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
         "process.cpu.utilization", Kind.GAUGE, "1",
         "CPU time the process used, by mode, since the previous cycle (or since it started), "
         "as a share of the elapsed time on the CPUs of its affinity mask.",
-        "process", (*PROCESS_IDENTITY, CPU_MODE), opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", (CPU_MODE,), resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
         enabled=False,
     ),
     MetricSpec(
         "process.memory.usage", Kind.UPDOWNCOUNTER, "By", "Resident memory of the process.",
-        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
         "process.memory.virtual", Kind.UPDOWNCOUNTER, "By", "Virtual memory of the process.",
-        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
         "process.disk.io", Kind.COUNTER, "By",
         "Bytes the process read from and wrote to storage.",
-        "process", (*PROCESS_IDENTITY, DISK_DIRECTION), opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", (DISK_DIRECTION,), resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
         "process.thread.count", Kind.UPDOWNCOUNTER, "{thread}", "Threads of the process.",
-        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
         "process.unix.file_descriptor.count", Kind.UPDOWNCOUNTER, "{file_descriptor}",
         "Open file descriptors of the process.",
-        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
         "process.context_switches", Kind.COUNTER, "{context_switch}",
         "Voluntary and involuntary context switches of the process.",
-        "process", (*PROCESS_IDENTITY, CONTEXT_SWITCH_TYPE),
-        opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", (CONTEXT_SWITCH_TYPE,), resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
         "process.paging.faults", Kind.COUNTER, "{fault}", "Page faults of the process, by type.",
-        "process", (*PROCESS_IDENTITY, PAGING_FAULT_TYPE),
-        opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", (PAGING_FAULT_TYPE,), resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     MetricSpec(
         "process.uptime", Kind.GAUGE, "s", "Seconds since the process started.",
-        "process", PROCESS_IDENTITY, opt_in_attributes=(PROCESS_COMMAND_LINE,),
+        "process", resource_attributes=PROCESS_IDENTITY,
+        opt_in_resource_attributes=(PROCESS_COMMAND_LINE,),
     ),
     # the agent's own telemetry
     MetricSpec(
@@ -544,9 +561,14 @@ def markdown_table() -> str:
     for spec in METRICS:
         keys = [a.key for a in spec.attributes]
         keys += [f"{a.key} (opt-in)" for a in spec.opt_in_attributes]
+        resource_keys = [a.key for a in spec.resource_attributes]
+        resource_keys += [f"{a.key} (opt-in)" for a in spec.opt_in_resource_attributes]
+        cell = ", ".join(keys)
+        if resource_keys:
+            cell += f"{'; ' if cell else ''}resource: {', '.join(resource_keys)}"
         rows.append(
             f"| `{spec.name}` | {spec.scraper} | {spec.kind.value} | `{spec.unit}` "
-            f"| {', '.join(keys) or '-'} "
+            f"| {cell or '-'} "
             f"| {'on' if spec.enabled else 'off'} | {spec.description} |"
         )
     return "\n".join(rows) + "\n"

@@ -8,8 +8,10 @@ serialized, as a NumberDataPoint with only the attributes set, and merges
 those bytes into each new point. The same request then takes 0.2 ms and
 sends the same bytes.
 
-Only the attribute sets of the last export are kept: a series that ends
-(an exited process, an unmounted file system) leaves nothing behind.
+Resources are kept serialized the same way, because the process scraper
+exports one resource per process (process_resources.py). Only the attribute
+sets and resources of the last export are kept: a series that ends (an
+exited process, an unmounted file system) leaves nothing behind.
 
 NOTE: attribute and scope encoding reuse _encode_attributes and
 _encode_instrumentation_scope, private functions of
@@ -19,7 +21,7 @@ and tests/test_encoding.py compares the result with the SDK's encoder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
@@ -31,6 +33,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import NumberDataPoint
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceMessage
 from opentelemetry.sdk.metrics.export import Gauge, MetricsData, Sum
 
 
@@ -48,6 +51,8 @@ class RequestEncoder:
 
     def __init__(self) -> None:
         self._attributes: dict[tuple[Any, ...], bytes] = {}
+        # Resources encoded at the last export, one per process with the process scraper.
+        self._resources: dict[tuple[Any, ...], bytes] = {}
 
     @property
     def cached_attribute_sets(self) -> int:
@@ -63,11 +68,15 @@ class RequestEncoder:
     def _encode(self, data: MetricsData) -> ExportMetricsServiceRequest:
         previous = self._attributes
         current: dict[tuple[Any, ...], bytes] = {}
+        previous_resources = self._resources
+        current_resources: dict[tuple[Any, ...], bytes] = {}
         request = ExportMetricsServiceRequest()
         for resource_metrics in data.resource_metrics:
             resource = resource_metrics.resource
             resource_message = request.resource_metrics.add(schema_url=resource.schema_url)
-            resource_message.resource.attributes.extend(_encode_attributes(resource.attributes))
+            resource_message.resource.MergeFromString(
+                _cached(resource.attributes, previous_resources, current_resources, _resource)
+            )
             for scope_metrics in resource_metrics.scope_metrics:
                 scope = scope_metrics.scope
                 scope_message = resource_message.scope_metrics.add(schema_url=scope.schema_url)
@@ -94,7 +103,7 @@ class RequestEncoder:
                             raise _UnsupportedDataError
                         message = add_point()
                         message.MergeFromString(
-                            self._encoded_attributes(point.attributes, previous, current)
+                            _cached(point.attributes, previous, current, _point_attributes)
                         )
                         if is_sum and point.start_time_unix_nano:
                             message.start_time_unix_nano = point.start_time_unix_nano
@@ -104,29 +113,37 @@ class RequestEncoder:
                         else:
                             message.as_double = point.value
         self._attributes = current
+        self._resources = current_resources
         return request
 
-    @staticmethod
-    def _encoded_attributes(
-        attributes: Mapping[str, Any] | None,
-        previous: dict[tuple[Any, ...], bytes],
-        current: dict[tuple[Any, ...], bytes],
-    ) -> bytes:
-        """Return the attributes serialized as a NumberDataPoint, from the cache when there."""
-        if not attributes:
-            return b""
-        key = tuple(attributes.items())
-        try:
-            encoded = current.get(key) or previous.get(key)
-        except TypeError:  # a sequence value: not hashable, encoded every time
-            return _serialize(attributes)
-        if encoded is None:
-            encoded = _serialize(attributes)
-        current[key] = encoded
-        return encoded
+
+def _cached(
+    attributes: Mapping[str, Any] | None,
+    previous: dict[tuple[Any, ...], bytes],
+    current: dict[tuple[Any, ...], bytes],
+    serialize: Callable[[Mapping[str, Any]], bytes],
+) -> bytes:
+    """Return the attributes serialized by ``serialize``, from the cache when there."""
+    if not attributes:
+        return b""
+    key = tuple(attributes.items())
+    try:
+        encoded = current.get(key) or previous.get(key)
+    except TypeError:  # a sequence value: not hashable, encoded every time
+        return serialize(attributes)
+    if encoded is None:
+        encoded = serialize(attributes)
+    current[key] = encoded
+    return encoded
 
 
-def _serialize(attributes: Mapping[str, Any]) -> bytes:
-    message = NumberDataPoint(attributes=_encode_attributes(attributes))
-    encoded: bytes = message.SerializeToString()
+def _point_attributes(attributes: Mapping[str, Any]) -> bytes:
+    """Serialize attributes as a NumberDataPoint that has only its attributes set."""
+    encoded: bytes = NumberDataPoint(attributes=_encode_attributes(attributes)).SerializeToString()
+    return encoded
+
+
+def _resource(attributes: Mapping[str, Any]) -> bytes:
+    """Serialize attributes as a Resource message."""
+    encoded: bytes = ResourceMessage(attributes=_encode_attributes(attributes)).SerializeToString()
     return encoded

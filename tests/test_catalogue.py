@@ -19,6 +19,7 @@ def test_catalogue_matches_golden_file() -> None:
     current = [
         {"name": s.name, "kind": s.kind.value, "unit": s.unit,
          "attributes": list(s.attribute_keys), "enabled": s.enabled}
+        | ({"resource_attributes": list(s.resource_attribute_keys)} if s.resource_attributes else {})
         for s in catalogue.METRICS
     ]
     assert current == golden

@@ -21,6 +21,7 @@ from otel_collector import config, instruments, scrapers
 from otel_collector.collection import Collection
 from otel_collector.encoding import RequestEncoder
 from otel_collector.hostfs import HostRoot
+from otel_collector.process_resources import ProcessResources
 from otel_collector.scrapers.base import ErrorLog, ScraperContext
 from otel_collector.selftelemetry import AgentStats
 
@@ -57,6 +58,22 @@ def test_host_readings_encode_as_sdk_does() -> None:
     try:
         for _cycle in range(3):  # the first fills the attribute cache, the others use it
             data = _collect(reader, collection)
+            expected = encode_metrics(data)
+            encoded = encoder.encode(data)
+            assert encoded == expected
+            assert encoded.SerializeToString() == expected.SerializeToString()
+    finally:
+        collection.close()
+
+
+def test_process_resources_encode_as_sdk_does() -> None:
+    reader, collection = _host_collector()
+    encoder = RequestEncoder()
+    splitter = ProcessResources()
+    try:
+        for _cycle in range(3):  # the first fills the resource cache, the others use it
+            data = splitter.split(_collect(reader, collection))
+            assert len(data.resource_metrics) > 1
             expected = encode_metrics(data)
             encoded = encoder.encode(data)
             assert encoded == expected

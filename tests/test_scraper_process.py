@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from agent_process import AgentProcess
 from otlp_receiver import OtlpReceiver
+from rotel_peer import RotelPeer
 from scraper_context import make_scraper
 
+from otel_collector import catalogue
 from otel_collector.scrapers import process
 from otel_collector.scrapers.base import Point
 
@@ -207,7 +209,7 @@ def test_exited_process_series_stop_at_next_export(tmp_path: Path) -> None:
              "HOST_AGENT_PROCESS_TOP": "0"},
     ):
         receiver.wait_for_points(
-            lambda points: any(p.attributes.get("process.pid") == child.pid for p in points), 20
+            lambda points: any(p.resource.get("process.pid") == child.pid for p in points), 20
         )
         child.kill()
         child.wait()
@@ -215,4 +217,43 @@ def test_exited_process_series_stop_at_next_export(tmp_path: Path) -> None:
         receiver.wait_for_requests(killed_at + 3, timeout=20)
         later = [p for p in receiver.points() if p.request_index >= receiver.requests[killed_at + 1].index]
     assert later  # the agent kept exporting
-    assert not [p for p in later if p.attributes.get("process.pid") == child.pid]
+    assert not [p for p in later if p.resource.get("process.pid") == child.pid]
+
+
+@pytest.mark.slow
+def test_each_process_arrives_as_resource(tmp_path: Path) -> None:
+    """rotel, a third-party collector, decodes one resource per process, identity included."""
+    names = ("resprobeone", "resprobetwo")
+    children = {}
+    for name in names:
+        (tmp_path / name).symlink_to(shutil.which("sleep") or "/bin/sleep")
+        children[name] = subprocess.Popen([str(tmp_path / name), "33.5"])
+    try:
+        with RotelPeer() as rotel, AgentProcess(
+            tmp_path, endpoint=rotel.endpoint, interval_ms=500,
+            env={"HOST_AGENT_SCRAPERS": "memory,process",
+                 "HOST_AGENT_PROCESS_NAMES_INCLUDE": ",".join(names)},
+        ):
+            rotel.wait_for_metric("process.cpu.time", timeout=20)
+            time.sleep(1)  # one more cycle, so that both processes were printed
+            points = rotel.parsed().points
+    finally:
+        for child in children.values():
+            child.kill()
+            child.wait()
+
+    identity_keys = {attribute.key for attribute in catalogue.PROCESS_IDENTITY}
+    memory = [p for p in points if p.metric == "system.memory.usage"]
+    assert memory
+    assert all("process.pid" not in p.resource for p in memory)
+    assert all(p.resource["host.name"] == memory[0].resource["host.name"] for p in points)
+    for name, child in children.items():
+        mine = [p for p in points if p.resource.get("process.pid") == child.pid]
+        assert {p.metric for p in mine} >= {"process.cpu.time", "process.memory.usage",
+                                            "process.uptime"}, name
+        assert mine[0].resource["process.executable.name"] == "sleep", name
+        assert mine[0].resource["process.parent_pid"] == os.getpid(), name
+        modes = {p.attributes.get("cpu.mode") for p in mine if p.metric == "process.cpu.time"}
+        assert modes == {"user", "system"}, name
+        for point in mine:
+            assert not identity_keys & set(point.attributes), point

@@ -9,9 +9,9 @@ non-root user) are left out of that process's points, counted, and
 summarized in at most one debug line per cycle.
 
 Identity (pid, parent pid, executable, owner, command line when asked) rides
-on each point, not on the resource, because one MeterProvider exports one
-resource; a gateway can move the attributes to the resource with the
-Collector's groupbyattrs processor.
+on each point here, because one MeterProvider has one resource and the SDK
+keeps series apart by their point attributes. The exporter moves it to a
+resource per process (process_resources.py).
 """
 
 from __future__ import annotations
