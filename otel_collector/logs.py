@@ -20,7 +20,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -62,9 +62,13 @@ def repeat_key(record: logging.LogRecord) -> tuple[str, int, str]:
 class RepeatFilter(logging.Filter):
     """Pass the first of identical library records in each window and count the rest."""
 
-    def __init__(self, window_s: float = REPEAT_WINDOW_S) -> None:
+    def __init__(
+        self, window_s: float = REPEAT_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__()
         self._window_s = window_s
+        # time.monotonic counts from boot on Linux, so it can be below the window.
+        self._clock = clock
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
@@ -72,12 +76,15 @@ class RepeatFilter(logging.Filter):
         if record.name.startswith("otel_collector"):
             return True
         key = repeat_key(record)
-        now = time.monotonic()
+        now = self._clock()
+        suppressed = 0
         with self._lock:
-            first_seen, suppressed = self._seen.get(key, (0.0, 0))
-            if now - first_seen < self._window_s:
-                self._seen[key] = (first_seen, suppressed + 1)
-                return False
+            seen = self._seen.get(key)
+            if seen is not None:
+                first_seen, suppressed = seen
+                if now - first_seen < self._window_s:
+                    self._seen[key] = (first_seen, suppressed + 1)
+                    return False
             self._seen[key] = (now, 0)
             if len(self._seen) > 1000:  # bound the memory of distinct messages
                 self._seen = {key: (now, 0)}
