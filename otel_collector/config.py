@@ -452,8 +452,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 def _raw_value(setting: Setting, flags: Mapping[str, str], environ: Mapping[str, str]) -> Source:
     if setting.field in flags:
         return Source(setting.flag, flags[setting.field])
+    # An empty variable counts as unset, as the OpenTelemetry SDK environment
+    # specification requires for OTEL_*; HOST_AGENT_* follow the same rule.
     for name in setting.env:
-        if name in environ:
+        if environ.get(name):
             return Source(name, environ[name])
     return Source(setting.env[-1], setting.default, is_default=True)
 

@@ -99,7 +99,7 @@ INVALID = [
     ("HOST_AGENT_PROCESS_COMMAND_LINE", "yes please", "true or false"),
     ("HOST_AGENT_HEALTH_PORT", "65536", "0 to 65535"),
     ("HOST_AGENT_HEALTH_PORT", "http", "0 to 65535"),
-    ("HOST_AGENT_HEALTH_RECOVERY_WINDOW", "", "positive integer of milliseconds"),
+    ("HOST_AGENT_HEALTH_RECOVERY_WINDOW", "0", "positive integer of milliseconds"),
     ("HOST_AGENT_SHUTDOWN_TIMEOUT", "5s", "positive integer of milliseconds"),
     ("HOST_AGENT_EXPORT_MAX_REQUEST_BYTES", "4MiB", "positive integer of bytes"),
     ("HOST_AGENT_CARDINALITY_LIMIT", "0", "positive integer"),
@@ -144,9 +144,24 @@ def test_every_setting_has_invalid_case() -> None:
 )
 def test_scraper_list_error_names_the_item(raw: str, detail: str) -> None:
     with pytest.raises(config.ConfigError) as caught:
-        config.resolve({}, {"HOST_AGENT_SCRAPERS": raw})
+        config.resolve({"scrapers": raw}, {})
 
     assert str(caught.value).endswith(detail)
+
+
+def test_empty_variable_counts_as_unset() -> None:
+    empty = {name: "" for setting in config.SETTINGS for name in setting.env}
+    resolved = config.resolve({}, empty)
+    defaults = config.resolve({}, {})
+    assert resolved.values == defaults.values
+    assert all(source.is_default for source in resolved.sources.values())
+
+
+def test_empty_signal_endpoint_falls_back() -> None:
+    resolved = config.resolve({}, {"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "",
+                                   "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4999"})
+    assert resolved.sources["endpoint"].name == "OTEL_EXPORTER_OTLP_ENDPOINT"
+    assert resolved.values["endpoint"] == "http://127.0.0.1:4999"
 
 
 def test_metrics_without_scraper_names_the_scraper() -> None:
