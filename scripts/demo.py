@@ -7,6 +7,7 @@ Ctrl-C: the agent sends a final export and both processes exit.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -37,10 +38,30 @@ def wait_for_port(port: int, timeout: float) -> None:
     raise SystemExit(f"demo: rotel did not listen on 127.0.0.1:{port} within {timeout} s")
 
 
+def wait_for_health_port(
+    log_path: Path, agent: subprocess.Popen[bytes], timeout: float
+) -> int | None:
+    """Return the port from the agent's health_server_started event, or None if it never came."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log_path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("event") == "health_server_started":
+                return int(event["port"])
+        if agent.poll() is not None:
+            return None
+        time.sleep(0.1)
+    return None
+
+
 def main() -> None:
     grpc_port, http_port = free_port(), free_port()
     log_dir = ROOT / ".demo"
     log_dir.mkdir(exist_ok=True)
+    log_path = log_dir / "agent.log"
     rotel = subprocess.Popen(
         [str(find_rotel_agent()), "start",
          "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
@@ -50,10 +71,10 @@ def main() -> None:
         start_new_session=True,  # Ctrl-C reaches the demo, which stops both in order
     )
     wait_for_port(grpc_port, 10)
-    interval_ms = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "5000")
+    interval_ms = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") or "5000"
     print(f"demo: rotel listens on 127.0.0.1:{grpc_port}; the agent exports every "
-          f"{interval_ms} ms; agent logs in {log_dir / 'agent.log'}; Ctrl-C stops", flush=True)
-    with (log_dir / "agent.log").open("wb") as log:
+          f"{interval_ms} ms; agent logs in {log_path}; Ctrl-C stops", flush=True)
+    with log_path.open("wb") as log:
         agent = subprocess.Popen(
             [sys.executable, "-m", "otel_collector"],
             env={**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc_port}",
@@ -62,8 +83,13 @@ def main() -> None:
                  "HOST_AGENT_LOG_FORMAT": "json"},
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
         )
-        seconds = float(os.environ.get("DEMO_SECONDS", "0"))
+        seconds = float(os.environ.get("DEMO_SECONDS") or "0")
         try:
+            health_port = wait_for_health_port(log_path, agent, 10)
+            if health_port is not None:
+                print(f"demo: health service on 127.0.0.1:{health_port}; check it with "
+                      f".venv/bin/otel-host-agent healthcheck --address 127.0.0.1:{health_port}",
+                      flush=True)
             agent.wait(timeout=seconds or None)
         except (KeyboardInterrupt, subprocess.TimeoutExpired):
             pass
@@ -73,7 +99,13 @@ def main() -> None:
             time.sleep(1)  # let rotel print the final export
             rotel.send_signal(signal.SIGTERM)
             rotel.wait(timeout=10)
-    print(f"demo: agent exited with status {status}", flush=True)
+    if status != 0:
+        # A setting the agent rejected, for example: its message is in the log.
+        tail = log_path.read_text(errors="replace").splitlines()[-5:]
+        print(f"demo: agent exited with status {status}; the end of {log_path}:", *tail,
+              sep="\n", file=sys.stderr, flush=True)
+        raise SystemExit(status)
+    print("demo: agent exited with status 0", flush=True)
 
 
 if __name__ == "__main__":
