@@ -627,7 +627,7 @@ class HealthServer:
 
     async def _run_watchdog(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._shutting_down:
             self._wake.clear()
             try:
                 delay_s = self._publish_statuses()
@@ -637,8 +637,12 @@ class HealthServer:
                 _LOGGER.exception("health_watchdog_failed")
                 self.begin_shutdown()
                 return
+            # Not asyncio.wait_for: on Python 3.11 it returns normally, and loses
+            # the cancellation, when the event is set just before stop() cancels
+            # the watchdog. The watchdog then waited for ever, and stop() with it.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay_s)
+                async with asyncio.timeout(delay_s):
+                    await self._wake.wait()
 
     def _publish_statuses(self) -> float | None:
         """Publish the statuses that changed and return the seconds until the next check.

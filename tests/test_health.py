@@ -413,6 +413,21 @@ def test_begin_shutdown_sets_not_serving(start_server, open_channel, recorders):
         assert check(stub, service) == NOT_SERVING, service
 
 
+def test_stop_right_after_wake_is_prompt(start_server):
+    """A cycle that wakes the watchdog just before stop() cancels it delays nothing."""
+    for _ in range(10):
+        server = start_server(cycle_interval_s=1.0, recovery_window_s=1.0)
+        server.cycle_completed()
+        server.begin_shutdown()
+        server.cycle_completed()  # liveness is NOT_SERVING now, so this wakes the watchdog
+        with structlog.testing.capture_logs() as logs:
+            started = time.monotonic()
+            server.stop(grace_s=0.5)
+            seconds = time.monotonic() - started
+        assert seconds < 0.5
+        assert "health_server_stop_timed_out" not in [entry["event"] for entry in logs]
+
+
 def test_stop_ends_open_watch_streams(start_server, open_channel, recorders):
     server = start_server()
     stub = stub_for(open_channel, server)
