@@ -25,27 +25,34 @@ if TYPE_CHECKING:
 
 EXIT_INVALID_CONFIG = 2
 GRPC_VERBOSITY_DEFAULT = "ERROR"
+COMMANDS = ("run", "config", "healthcheck")
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors are one line and exit status 2, like invalid settings."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(
-            EXIT_INVALID_CONFIG,
-            f"{self.prog}: invalid command line: {message}; run {self.prog} --help for usage\n",
-        )
+        hint = f"run {self.prog} --help for usage"
+        unrecognized = message.removeprefix("unrecognized arguments: ").split()
+        if message.startswith("unrecognized arguments:") and set(unrecognized) & set(COMMANDS):
+            hint = (f"the command comes before the flags, as in {self.prog} config "
+                    "--export-interval 15000")
+        self.exit(EXIT_INVALID_CONFIG, f"{self.prog}: invalid command line: {message}; {hint}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
     from otel_collector import config
 
+    executable = defaults.EXECUTABLE
     parser = _OneLineErrorParser(
-        prog=defaults.EXECUTABLE,
+        prog=executable,
+        usage=f"{executable} [run | config] [FLAGS]\n"
+        f"       {executable} healthcheck [--address HOST:PORT] [--service NAME] [--help]",
         description="Host-metrics agent: reads this host with psutil and exports "
         "OpenTelemetry metrics over OTLP/gRPC.",
         epilog="Commands: run (default) starts the agent; config prints the resolved "
-        "settings; healthcheck asks the running agent's health service.",
+        "settings, and takes the same flags; healthcheck asks the running agent's health "
+        "service (see healthcheck --help).",
     )
     parser.add_argument("--version", action="version", version=__version__)
     config.add_flags(parser)
@@ -57,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("GRPC_VERBOSITY", GRPC_VERBOSITY_DEFAULT)
     args = list(sys.argv[1:] if argv is None else argv)
     command = "run"
-    if args and args[0] in ("run", "config", "healthcheck"):
+    if args and args[0] in COMMANDS:
         command = args.pop(0)
     if command == "healthcheck":
         from otel_collector import probe

@@ -196,8 +196,16 @@ def test_invalid_flag_is_named_in_message() -> None:
 def test_client_key_needs_certificate(tmp_path) -> None:
     key = tmp_path / "client.key"
     key.write_text("-----BEGIN PRIVATE KEY-----\n")
-    with pytest.raises(config.ConfigError, match="must be set together"):
+    with pytest.raises(config.ConfigError, match="must be set together") as caught:
         config.resolve({}, {"OTEL_EXPORTER_OTLP_CLIENT_KEY": str(key)})
+    assert "OTEL_EXPORTER_OTLP_CLIENT_KEY is set but OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" in str(
+        caught.value
+    )
+    with pytest.raises(config.ConfigError) as caught:
+        config.resolve({"client_certificate": str(key)}, {})
+    message = str(caught.value)
+    assert "--otlp-client-certificate is set but OTEL_EXPORTER_OTLP_CLIENT_KEY is not" in message
+    assert "--otlp-client-key" in message
 
 
 def test_header_value_never_in_error() -> None:
@@ -248,6 +256,13 @@ def test_config_command_redacts_headers() -> None:
     assert secret not in result.stdout + result.stderr
     printed = json.loads(result.stdout)
     assert printed["headers"] == {"x-api-key": config.REDACTED}
+
+
+def test_command_after_flags_gets_hint() -> None:
+    result = run_cli(["--export-interval", "1234", "config"])
+    assert result.returncode == 2
+    assert "unrecognized arguments: config" in result.stderr
+    assert "the command comes before the flags" in result.stderr
 
 
 def test_config_command_prints_every_setting() -> None:
