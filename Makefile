@@ -19,10 +19,12 @@ $(STAMP): requirements-dev.lock pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/python scripts/demo.py
 
-test: $(STAMP)
-	scripts/install-test-tools
-	$(VENV)/bin/ruff check otel_collector tests bench
+lint: $(STAMP)
+	$(VENV)/bin/ruff check otel_collector tests bench scripts
 	$(VENV)/bin/mypy
+
+test: lint
+	scripts/install-test-tools
 	$(VENV)/bin/pytest
 
 bench: $(STAMP)
