@@ -11,6 +11,7 @@ the layer cache.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -360,6 +361,7 @@ def start_agent_container(
     export_interval_ms: int = EXPORT_INTERVAL_MS,
     extra_env: dict[str, str] | None = None,
     extra_volumes: Sequence[str] = (),
+    image_tag: str = IMAGE_TAG,
 ) -> RunningAgent:
     """Start the image with the hardening flags of compose.yaml, exporting to `receiver`.
 
@@ -394,7 +396,7 @@ def start_agent_container(
     for key, value in environment.items():
         if value:
             command += ["--env", f"{key}={value}"]
-    command.append(IMAGE_TAG)
+    command.append(image_tag)
     container = run(command).stdout.strip()
     return RunningAgent(container, receiver, health_port)
 
@@ -918,3 +920,72 @@ def test_rebuild_without_cache_is_identical(image: Build, exported_tar: Path, tm
     first_config = {key: value for key, value in first["Config"].items() if key != "Image"}
     second_config = {key: value for key, value in second["Config"].items() if key != "Image"}
     assert first_config == second_config
+
+
+# -- another architecture --------------------------------------------------
+
+# The architecture the image is also built for: the other one of the two
+# that images/build-offline supports, with its ELF machine number (elf(5)).
+OTHER_ARCHITECTURE = {"x86_64": "arm64", "aarch64": "amd64"}.get(platform.machine(), "")
+ELF_MACHINE = {"amd64": 62, "arm64": 183}
+QEMU_NAME = {"amd64": "x86_64", "arm64": "aarch64"}
+OTHER_ARCHITECTURE_TAG = f"otel-host-agent:test-{OTHER_ARCHITECTURE}"
+# An agent under QEMU user emulation starts several times slower.
+EMULATED_HEALTHY_TIMEOUT_S = 120.0
+
+
+def emulation_missing(architecture: str) -> str | None:
+    """Return why this host cannot run programs of `architecture` in containers, or None."""
+    entry = Path(f"/proc/sys/fs/binfmt_misc/qemu-{QEMU_NAME.get(architecture, architecture)}")
+    try:
+        text = entry.read_text()
+    except OSError:
+        return f"{entry} is missing: QEMU user emulation is not registered (qemu-user-static)"
+    if not text.startswith("enabled"):
+        return f"{entry} is disabled"
+    if not re.search(r"^flags: .*F", text, re.MULTILINE):
+        return f"{entry} lacks the F flag, so containers cannot find the emulator"
+    return None
+
+
+@pytest.mark.slow
+def test_other_architecture_builds_and_exports(image: Build) -> None:
+    """The same Dockerfile builds for the other architecture, and that image exports under QEMU."""
+    if not OTHER_ARCHITECTURE:
+        pytest.skip(f"images/build-offline supports amd64 and arm64, not {platform.machine()}")
+    reason = emulation_missing(OTHER_ARCHITECTURE)
+    if reason is not None:
+        pytest.skip(f"building for {OTHER_ARCHITECTURE} needs QEMU user emulation: {reason}")
+    build = build_image(OTHER_ARCHITECTURE_TAG, "--platform", f"linux/{OTHER_ARCHITECTURE}")
+    try:
+        inspected = inspect_image(build.tag)
+        container = run(["docker", "create", build.tag]).stdout.strip()
+        try:
+            header = subprocess.run(
+                ["docker", "cp", f"{container}:/agent/otel-host-agent", "-"],
+                capture_output=True, check=True, timeout=60,
+            ).stdout
+        finally:
+            run(["docker", "rm", container], check=False)
+        with tarfile.open(fileobj=io.BytesIO(header)) as archive:
+            member = archive.extractfile("otel-host-agent")
+            assert member is not None
+            elf = member.read(20)
+
+        assert inspected["Architecture"] == OTHER_ARCHITECTURE
+        assert inspected["Size"] <= MAX_IMAGE_BYTES
+        assert elf[:4] == b"\x7fELF"
+        assert struct.unpack_from("<H", elf, 18)[0] == ELF_MACHINE[OTHER_ARCHITECTURE]
+        with OtlpReceiver() as receiver:
+            agent = start_agent_container(receiver, image_tag=build.tag)
+            try:
+                wait_until_healthy(agent.container, timeout=EMULATED_HEALTHY_TIMEOUT_S)
+                receiver.wait_for_points(
+                    lambda points: any(p.name == "system.cpu.time" for p in points), 60
+                )
+            finally:
+                run(["docker", "rm", "--force", agent.container], check=False)
+        resource = receiver.points("system.cpu.time")[0].resource
+        assert resource["host.arch"] == OTHER_ARCHITECTURE
+    finally:
+        run(["docker", "rmi", OTHER_ARCHITECTURE_TAG], check=False)
