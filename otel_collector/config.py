@@ -170,6 +170,10 @@ def _endpoint(text: str) -> str:
         raise ValueError
     if parsed.port == 0:  # parsed.port also raises ValueError for a port out of range
         raise ValueError
+    # gRPC puts each call's method in the path, so a path of the endpoint
+    # (an OTLP/HTTP URL such as .../v1/metrics) would be dropped unseen.
+    if parsed.path not in ("", "/") or parsed.params or parsed.query or parsed.fragment:
+        raise ValueError
     try:
         ipaddress.ip_address(parsed.hostname)
     except ValueError:
@@ -264,8 +268,8 @@ SETTINGS: tuple[Setting, ...] = (
             "capped at the export interval and at the OTLP timeout."),
     Setting("endpoint", ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
             "--otlp-endpoint", "http://localhost:4317", _endpoint,
-            "a URL with scheme http or https, a host, a port from 1 to 65535 if any and no "
-            "user or password, such as http://localhost:4317",
+            "a URL with scheme http or https, a host, a port from 1 to 65535 if any, no path "
+            "and no user or password, such as http://localhost:4317",
             "OTLP/gRPC endpoint of the gateway or backend."),
     Setting("headers", ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"),
             "--otlp-headers", "", _headers, "key=value pairs separated by commas",
