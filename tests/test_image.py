@@ -956,6 +956,7 @@ def test_other_architecture_builds_and_exports(image: Build) -> None:
     reason = emulation_missing(OTHER_ARCHITECTURE)
     if reason is not None:
         pytest.skip(f"building for {OTHER_ARCHITECTURE} needs QEMU user emulation: {reason}")
+    dangling_before = dangling_images()
     build = build_image(OTHER_ARCHITECTURE_TAG, "--platform", f"linux/{OTHER_ARCHITECTURE}")
     try:
         inspected = inspect_image(build.tag)
@@ -989,3 +990,7 @@ def test_other_architecture_builds_and_exports(image: Build) -> None:
         assert resource["host.arch"] == OTHER_ARCHITECTURE
     finally:
         run(["docker", "rmi", OTHER_ARCHITECTURE_TAG], check=False)
+        # The build stage, and the image from before its architecture was set.
+        leftovers = dangling_images() - dangling_before
+        if leftovers:
+            run(["docker", "rmi", *sorted(leftovers)], check=False)
