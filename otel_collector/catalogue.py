@@ -56,7 +56,7 @@ class MetricSpec:
     opt_in_attributes: tuple[Attribute, ...] = field(default=())
     # Attributes of the thing measured, such as a process's pid. Scrapers record
     # them on the points, and the exporter moves them to a resource per thing
-    # (process_resources.py). The opt-in ones follow a setting, as above.
+    # (encoding.py). The opt-in ones follow a setting, as above.
     resource_attributes: tuple[Attribute, ...] = field(default=())
     opt_in_resource_attributes: tuple[Attribute, ...] = field(default=())
 

@@ -3,8 +3,8 @@
 The SDK's OTLPMetricExporter retries retryable status codes with backoff
 inside its timeout. This module adds what a host agent needs on top:
 
-- a resource per process for the process scraper's metrics (process_resources.py);
-- requests encoded with each series' attributes encoded once (encoding.py);
+- requests encoded with each series' attributes encoded once, and a resource
+  per process for the process scraper's metrics (encoding.py);
 - no request above the gateway's message size limit, and one deadline for
   all the requests of an export;
 - outcomes reported to the health service and the agent's own metrics;
@@ -52,7 +52,6 @@ from opentelemetry.sdk.metrics.export import (
 
 from otel_collector.config import Config
 from otel_collector.encoding import RequestEncoder
-from otel_collector.process_resources import ProcessResources
 
 _logger = structlog.get_logger(__name__)
 
@@ -334,7 +333,6 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
         self._export_running = False
         self.requests_sent = 0
         self._encoder = RequestEncoder()
-        self._process_resources = ProcessResources()
 
     def _initialize_channel_and_stub(self) -> None:
         super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
@@ -383,7 +381,6 @@ class SizeLimitedOtlpExporter(OTLPMetricExporter):
 
     def _export_parts(self, metrics_data: MetricsData, deadline: float) -> MetricExportResult:
         outcome = MetricExportResult.SUCCESS
-        metrics_data = self._process_resources.split(metrics_data)
         request = self._encoder.encode(metrics_data)
         parts = split_request(request, self._max_request_bytes, count_points(metrics_data))
         for part in parts:

@@ -16,12 +16,12 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from process_split import split_by_process
 
 from otel_collector import config, instruments, scrapers
 from otel_collector.collection import Collection
 from otel_collector.encoding import RequestEncoder
 from otel_collector.hostfs import HostRoot
-from otel_collector.process_resources import ProcessResources
 from otel_collector.scrapers.base import ErrorLog, ScraperContext
 from otel_collector.selftelemetry import AgentStats
 
@@ -53,29 +53,15 @@ def _collect(reader: InMemoryMetricReader, collection: Collection) -> MetricsDat
 
 
 def test_host_readings_encode_as_sdk_does() -> None:
+    """The same bytes as the SDK's encoder gives for the data with a resource per process."""
     reader, collection = _host_collector()
     encoder = RequestEncoder()
     try:
-        for _cycle in range(3):  # the first fills the attribute cache, the others use it
+        for _cycle in range(3):  # the first fills the caches, the others use them
             data = _collect(reader, collection)
-            expected = encode_metrics(data)
+            expected = encode_metrics(split_by_process(data))
             encoded = encoder.encode(data)
-            assert encoded == expected
-            assert encoded.SerializeToString() == expected.SerializeToString()
-    finally:
-        collection.close()
-
-
-def test_process_resources_encode_as_sdk_does() -> None:
-    reader, collection = _host_collector()
-    encoder = RequestEncoder()
-    splitter = ProcessResources()
-    try:
-        for _cycle in range(3):  # the first fills the resource cache, the others use it
-            data = splitter.split(_collect(reader, collection))
-            assert len(data.resource_metrics) > 1
-            expected = encode_metrics(data)
-            encoded = encoder.encode(data)
+            assert len(encoded.resource_metrics) > 1  # the host and its processes
             assert encoded == expected
             assert encoded.SerializeToString() == expected.SerializeToString()
     finally:
@@ -96,19 +82,22 @@ def test_cache_keeps_only_last_export() -> None:
     assert first is not None
     encoder.encode(first)
     assert encoder.cached_attribute_sets == 3
+    assert encoder.cached_resources == 3  # one per process, and none for the host
 
     pids[:] = [3, 4]
     second = reader.get_metrics_data()
     assert second is not None
     encoded = encoder.encode(second)
-    assert encoded == encode_metrics(second)
+    assert encoded == encode_metrics(split_by_process(second))
     assert encoder.cached_attribute_sets == 2  # pids 1 and 2 ended: forgotten
+    assert encoder.cached_resources == 2
 
     pids[:] = [5]
     third = reader.get_metrics_data()
     assert third is not None
     encoder.encode(third)
     assert encoder.cached_attribute_sets == 1
+    assert encoder.cached_resources == 1
 
 
 def test_gauge_start_time_left_out_as_sdk_does() -> None:

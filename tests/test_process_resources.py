@@ -1,31 +1,24 @@
-"""A resource per process: this host's real processes, and the reuse of resources between exports."""
+"""A resource per process in the encoded request, from this host's real processes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData, NumberDataPoint
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
+from otlp_receiver import decode_attributes
 
 from otel_collector import catalogue, config, instruments, scrapers
 from otel_collector.collection import Collection
+from otel_collector.encoding import RequestEncoder
 from otel_collector.hostfs import HostRoot
-from otel_collector.process_resources import ProcessResources
 from otel_collector.scrapers.base import ErrorLog, ScraperContext
 from otel_collector.selftelemetry import AgentStats
 
 IDENTITY_KEYS = {a.key for a in catalogue.PROCESS_IDENTITY} | {"process.command_line"}
 BASE = Resource.create({"host.name": "resource-test"}, schema_url="https://x/1")
-
-
-def points(data: MetricsData) -> Iterator[tuple[Resource, str, NumberDataPoint]]:
-    for resource_metrics in data.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                for point in metric.data.data_points:
-                    yield resource_metrics.resource, metric.name, point  # type: ignore[misc]
 
 
 def collect_host(settings_env: dict[str, str]) -> MetricsData:
@@ -47,87 +40,69 @@ def collect_host(settings_env: dict[str, str]) -> MetricsData:
     return data
 
 
+def data_points(metric: Any) -> Any:
+    return getattr(metric, metric.WhichOneof("data")).data_points
+
+
 def test_real_processes_get_own_resource() -> None:
     data = collect_host({"HOST_AGENT_SCRAPERS": "memory,process", "HOST_AGENT_PROCESS_TOP": "5",
                          "HOST_AGENT_PROCESS_COMMAND_LINE": "true"})
-    split = ProcessResources().split(data)
+    request = RequestEncoder().encode(data)
 
-    before = list(points(data))
-    after = list(points(split))
-    assert len(after) == len(before)
-    host, *processes = split.resource_metrics
-    assert host.resource is BASE
+    sdk_points = sum(len(m.data.data_points) for r in data.resource_metrics
+                     for s in r.scope_metrics for m in s.metrics)
+    encoded_points = sum(len(data_points(m)) for r in request.resource_metrics
+                         for s in r.scope_metrics for m in s.metrics)
+    assert encoded_points == sdk_points
+    host, *processes = request.resource_metrics
+    host_attributes = decode_attributes(host.resource.attributes)
+    assert host_attributes == dict(BASE.attributes)
     assert {m.name for s in host.scope_metrics for m in s.metrics} == {
         spec.name for spec in catalogue.for_scraper("memory") if spec.enabled
     }
     assert len(processes) == 5
-    pids = [r.resource.attributes["process.pid"] for r in processes]
-    assert len(set(pids)) == 5
+    resources = [decode_attributes(r.resource.attributes) for r in processes]
+    assert len({attributes["process.pid"] for attributes in resources}) == 5
     # Kernel threads have no command line; the busiest processes include user ones.
-    assert any("process.command_line" in r.resource.attributes for r in processes)
-    for resource_metrics in processes:
-        attributes = resource_metrics.resource.attributes
+    assert any("process.command_line" in attributes for attributes in resources)
+    for resource_metrics, attributes in zip(processes, resources, strict=True):
         assert attributes["host.name"] == "resource-test"
         assert attributes["process.executable.name"]
-        assert resource_metrics.resource.schema_url == BASE.schema_url
         assert resource_metrics.schema_url == host.schema_url
         for scope_metrics in resource_metrics.scope_metrics:
             assert scope_metrics.scope.name == "otel_collector.scrapers.process"
             for metric in scope_metrics.metrics:
                 assert metric.name.startswith("process.")
-                for point in metric.data.data_points:
-                    assert not IDENTITY_KEYS & set(point.attributes or {}), metric.name
-    # Every point of one process's series moved under that process's resource.
-    for resource, name, point in before:
-        if "process.pid" not in (point.attributes or {}):
-            continue
-        pid = point.attributes["process.pid"]  # type: ignore[index]
-        owner = next(r for r in processes if r.resource.attributes["process.pid"] == pid)
-        moved = [p for s in owner.scope_metrics for m in s.metrics if m.name == name
-                 for p in m.data.data_points]
-        assert point.value in [p.value for p in moved], (name, pid)
-        assert resource is BASE
+                for point in data_points(metric):
+                    point_keys = set(decode_attributes(point.attributes))
+                    assert not IDENTITY_KEYS & point_keys, metric.name
 
 
-def test_host_metrics_unchanged() -> None:
-    data = collect_host({"HOST_AGENT_SCRAPERS": "memory,load"})
-    assert ProcessResources().split(data) is data
-
-
-def test_resources_reused_while_process_lives() -> None:
+def test_points_stay_with_their_process() -> None:
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader], resource=BASE).get_meter("test")
-    pids = [1, 2]
 
     def observe(_options: object) -> list[Observation]:
-        return [Observation(float(pid), {"process.pid": pid, "cpu.mode": mode})
-                for pid in pids for mode in ("user", "system")]
+        return [Observation(pid + share, {"process.pid": pid, "cpu.mode": mode})
+                for pid in (7, 8) for share, mode in ((0.25, "user"), (0.5, "system"))]
 
     meter.create_observable_counter("process.cpu.time", callbacks=[observe])
-    splitter = ProcessResources()
+    data = reader.get_metrics_data()
+    assert data is not None
+    request = RequestEncoder().encode(data)
 
-    def resources() -> dict[int, Resource]:
-        data = reader.get_metrics_data()
-        assert data is not None
-        split = splitter.split(data)
-        return {r.resource.attributes["process.pid"]: r.resource  # type: ignore[misc]
-                for r in split.resource_metrics}
-
-    first = resources()
-    assert sorted(first) == [1, 2]
-    pids[:] = [2, 3]
-    second = resources()
-    assert second[2] is first[2]
-    assert second[3].attributes["host.name"] == "resource-test"
-    pids[:] = [1]
-    third = resources()
-    assert third[1] is not first[1]  # pid 1 ended in between: its resource was forgotten
-    assert third[1] == first[1]
+    found = {}
+    for resource_metrics in request.resource_metrics:
+        pid = decode_attributes(resource_metrics.resource.attributes)["process.pid"]
+        for point in data_points(resource_metrics.scope_metrics[0].metrics[0]):
+            found[(pid, decode_attributes(point.attributes)["cpu.mode"])] = point.as_double
+    assert found == {(7, "user"): 7.25, (7, "system"): 7.5, (8, "user"): 8.25,
+                     (8, "system"): 8.5}
 
 
-def test_new_base_resource_rebuilds() -> None:
-    splitter = ProcessResources()
-    built = {}
+def test_new_base_resource_encodes_anew() -> None:
+    encoder = RequestEncoder()
+    host_names = []
     for host_name in ("before", "after"):
         reader = InMemoryMetricReader()
         meter = MeterProvider(metric_readers=[reader],
@@ -137,6 +112,6 @@ def test_new_base_resource_rebuilds() -> None:
         )
         data = reader.get_metrics_data()
         assert data is not None
-        (resource_metrics,) = splitter.split(data).resource_metrics
-        built[host_name] = resource_metrics.resource.attributes["host.name"]
-    assert built == {"before": "before", "after": "after"}
+        (resource_metrics,) = encoder.encode(data).resource_metrics
+        host_names.append(decode_attributes(resource_metrics.resource.attributes)["host.name"])
+    assert host_names == ["before", "after"]

@@ -10,8 +10,8 @@ summarized in at most one debug line per cycle.
 
 Identity (pid, parent pid, executable, owner, command line when asked) rides
 on each point here, because one MeterProvider has one resource and the SDK
-keeps series apart by their point attributes. The exporter moves it to a
-resource per process (process_resources.py).
+keeps series apart by their point attributes. The encoder moves it to a
+resource per process when it builds the export request (encoding.py).
 """
 
 from __future__ import annotations
