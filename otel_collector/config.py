@@ -502,12 +502,12 @@ def _check_combinations(values: dict[str, Any], sources: dict[str, Source]) -> N
     if not values["service_name"]:
         raise ConfigError(f"invalid {sources['service_name'].name}: expected a non-empty name")
     if bool(values["client_key"]) != bool(values["client_certificate"]):
-        given, missing = ("client_key", "client_certificate")
+        set_field, missing_field = ("client_key", "client_certificate")
         if not values["client_key"]:
-            given, missing = missing, given
-        setting = next(candidate for candidate in SETTINGS if candidate.field == missing)
+            set_field, missing_field = missing_field, set_field
+        setting = next(candidate for candidate in SETTINGS if candidate.field == missing_field)
         raise ConfigError(
-            f"invalid mutual TLS settings: {sources[given].name} is set but "
+            f"invalid mutual TLS settings: {sources[set_field].name} is set but "
             f"{setting.env[-1]} is not; the client key and certificate must be set together, "
             f"so set {setting.env[-1]} or {setting.flag} too, or neither"
         )

@@ -73,7 +73,7 @@ class _UnsupportedDataError(Exception):
 
 
 class _LastExportCache(Generic[Value]):
-    """Values built during this export or the previous one; ``rotate`` forgets the older."""
+    """Values built during this export or the previous one; ``rotate`` drops the older ones."""
 
     def __init__(self) -> None:
         self._previous: dict[Hashable, Value] = {}
